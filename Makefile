@@ -1,0 +1,37 @@
+# The two commands a new user needs: `make demo` and `make test` (plus `make dev`, `make bench`).
+# Each sets up .venv on its own, so they work on a fresh machine with only Python 3.11+.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: install install-dev demo dev test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/python -m crm_assets.launcher demo
+
+dev: install
+	$(BIN)/python -m crm_assets.launcher dev
+
+test: install-dev
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python benchmarks/harvest_backfill.py
+
+clean:
+	rm -rf $(VENV) data/crm.duckdb* data/dagster

@@ -1,0 +1,209 @@
+"""The declarative stream catalog shared by every source.
+
+A source ships one YAML file (``crm_assets/sources/<vendor>/catalog.yaml``) with a
+``defaults`` block and a list of streams. This module turns it into frozen objects that the
+asset factory, the warehouse layer, the sandbox and the tests all read, so that a table is
+declared exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCALAR_TYPES = frozenset({"BIGINT", "VARCHAR", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMPTZ", "JSON"})
+LIST_TYPES = frozenset(f"{t}[]" for t in ("BIGINT", "VARCHAR", "DOUBLE"))
+REPLICATIONS = frozenset({"incremental", "full_table"})
+
+
+class CatalogError(ValueError):
+    """A catalog file that does not describe a consistent set of streams."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """One warehouse column and where its value sits in an API record.
+
+    ``path`` is the key path inside the record (``("client", "id")`` for ``client__id``);
+    an empty path means the record itself (a scalar array element); ``None`` means the reader
+    fills it in (a child's ``parent_key``).
+    """
+
+    name: str
+    type: str
+    path: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Stream:
+    source: str
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    replication: str
+    replication_key: str | None
+    endpoint: str | None = None
+    envelope: str | None = None
+    pagination: str = "cursor"
+    updated_since: bool = True
+    parent: str | None = None
+    path: str | None = None
+    parent_key: str | None = None
+    keep_unknown_fields: bool = True
+    references: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def table(self) -> str:
+        return f"{self.source}.{self.name}"
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent is None
+
+    @property
+    def is_derived(self) -> bool:
+        """A child read out of its parent's records, with no request of its own."""
+        return self.parent is not None and self.path is not None
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.table} has no column {name!r}")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    source: str
+    docs: str
+    streams: tuple[Stream, ...]
+
+    def stream(self, name: str) -> Stream:
+        for s in self.streams:
+            if s.name == name:
+                return s
+        raise KeyError(f"{self.source} catalog has no stream {name!r}")
+
+    @property
+    def roots(self) -> tuple[Stream, ...]:
+        return tuple(s for s in self.streams if s.is_root)
+
+    def children(self, name: str) -> tuple[Stream, ...]:
+        return tuple(s for s in self.streams if s.parent == name)
+
+    def family(self, root: str) -> tuple[Stream, ...]:
+        """The root and all its descendants, parents before children."""
+        out = [self.stream(root)]
+        for s in out:
+            out.extend(self.children(s.name))
+        return tuple(out)
+
+    def root_of(self, name: str) -> Stream:
+        s = self.stream(name)
+        while s.parent is not None:
+            s = self.stream(s.parent)
+        return s
+
+
+def _columns(table: str, spec: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[Column]:
+    cols: list[Column] = []
+    for key, value in spec.items():
+        path = (*prefix, key)
+        if isinstance(value, str):
+            cols.append(Column("__".join(path), _check_type(table, key, value), path))
+        elif isinstance(value, dict) and "type" in value:
+            col_path = tuple(value["path"].split(".")) if value.get("path") else path
+            cols.append(Column("__".join(path), _check_type(table, key, value["type"]), col_path))
+        elif isinstance(value, dict):
+            cols.extend(_columns(table, value, path))
+        else:
+            raise CatalogError(f"{table}.{key}: a column is a type, {{type, path}} or a mapping")
+    return cols
+
+
+def _check_type(table: str, column: str, type_: str) -> str:
+    if type_ not in SCALAR_TYPES | LIST_TYPES:
+        raise CatalogError(f"{table}.{column}: unknown type {type_!r}")
+    return type_
+
+
+def parse_catalog(doc: dict[str, Any]) -> Catalog:
+    source = doc["source"]
+    defaults = doc.get("defaults", {})
+    streams = []
+    for raw in doc["streams"]:
+        entry = {**defaults, **raw}
+        name = entry["name"]
+        table = f"{source}.{name}"
+        columns = _columns(table, entry["columns"])
+        value_column = entry.get("value_column")
+        parent_key = entry.get("parent_key")
+        fixed = []
+        for c in columns:
+            if c.name == parent_key:
+                c = Column(c.name, c.type, None)
+            elif c.name == value_column:
+                c = Column(c.name, c.type, ())
+            fixed.append(c)
+        stream = Stream(
+            source=source,
+            name=name,
+            description=" ".join(entry.get("description", "").split()),
+            columns=tuple(fixed),
+            primary_key=tuple(entry["primary_key"]),
+            replication=entry["replication"],
+            replication_key=entry.get("replication_key"),
+            endpoint=entry.get("endpoint"),
+            envelope=entry.get("envelope"),
+            pagination=entry["pagination"],
+            updated_since=entry["updated_since"],
+            parent=entry.get("parent"),
+            path=entry.get("path"),
+            parent_key=parent_key,
+            keep_unknown_fields=entry.get("unknown_fields", "keep") == "keep",
+            references=dict(entry.get("references", {})),
+        )
+        _validate(stream)
+        streams.append(stream)
+    catalog = Catalog(source=source, docs=doc.get("docs", ""), streams=tuple(streams))
+    names = {s.name for s in streams}
+    for s in streams:
+        if s.parent and s.parent not in names:
+            raise CatalogError(f"{s.table}: parent {s.parent!r} is not in the catalog")
+        for col, target in s.references.items():
+            s.column(col)
+            if target not in names:
+                raise CatalogError(f"{s.table}.{col}: references unknown table {target!r}")
+    return catalog
+
+
+def _validate(s: Stream) -> None:
+    names = set(s.column_names)
+    if len(names) != len(s.columns):
+        raise CatalogError(f"{s.table}: duplicate column names")
+    if s.replication not in REPLICATIONS:
+        raise CatalogError(f"{s.table}: replication must be one of {sorted(REPLICATIONS)}")
+    for key in (*s.primary_key, *([s.replication_key] if s.replication_key else [])):
+        if key not in names:
+            raise CatalogError(f"{s.table}: key column {key!r} is not a declared column")
+    if s.is_root and not (s.endpoint and s.envelope):
+        raise CatalogError(f"{s.table}: a root stream needs an endpoint and an envelope")
+    if s.parent and not s.parent_key:
+        raise CatalogError(f"{s.table}: a child stream needs a parent_key")
+    if s.parent and bool(s.path) == bool(s.endpoint):
+        raise CatalogError(f"{s.table}: a child stream has either a path or an endpoint")
+
+
+@cache
+def load_catalog(path: Path) -> Catalog:
+    with open(path, encoding="utf-8") as f:
+        return parse_catalog(yaml.safe_load(f))

@@ -1,0 +1,274 @@
+"""Build a source's Dagster assets and checks from its catalog.
+
+Each source becomes one subsettable multi-asset with an asset per table. Its run reads the
+partition window from the API once, writes page batches through one warehouse session (one
+DuckDB writer, no lock hand-offs between steps), and computes the tables' checks in the same
+step. A range of daily partitions is one run and one pass over the API.
+"""
+
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any, Protocol
+
+import dagster as dg
+from dagster import AssetExecutionContext
+
+from crm_assets.catalog import Catalog, Stream
+from crm_assets.warehouse.store import Warehouse, WarehouseSession, WriteCounts
+
+OWNERS = ["team:data-platform"]
+PRIMARY_KEY_CHECK = "primary_key_unique_and_not_null"
+ROW_COUNT_CHECK = "row_count_matches_api"
+REFERENCES_CHECK = "references_resolve"
+
+
+class FamilyStats(Protocol):
+    pages: dict[str, int]
+    fetched: dict[str, int]
+    outside_window: int
+
+
+class SourceReader(Protocol):
+    """What a source gives the factory: batches of writes per stream family, and counts."""
+
+    requests: int
+    retries: int
+
+    def read(
+        self, root: Stream, start: datetime, end: datetime, wanted: set[str], stats: Any
+    ) -> Iterator[Any]: ...
+
+    def new_stats(self) -> FamilyStats: ...
+
+    def api_total(self, stream: Stream) -> int | None: ...
+
+
+def daily_partitions(start_date: str) -> dg.DailyPartitionsDefinition:
+    """Days in UTC from `start_date`, including today's still-open day for intraday CDC."""
+    return dg.DailyPartitionsDefinition(start_date=start_date, timezone="UTC", end_offset=1)
+
+
+def _description(catalog: Catalog, s: Stream) -> str:
+    lines = [s.description, ""]
+    if s.is_root:
+        lines.append(f"- **Endpoint:** `GET {s.endpoint}` (list key `{s.envelope}`)")
+    elif s.is_derived:
+        lines.append(f"- **Derived from:** `{s.parent}[].{s.path}`, replaced when its parent changes")
+    else:
+        lines.append(f"- **Endpoint:** `GET {s.endpoint}` for each changed `{s.parent}` record")
+    lines.append(f"- **Primary key:** {', '.join(f'`{k}`' for k in s.primary_key)}")
+    if s.replication == "full_table":
+        lines.append("- **Replication:** full table, each run writes a complete snapshot")
+    elif s.is_root:
+        lines.append(f"- **Replication:** CDC on `{s.replication_key}`; partition D holds the rows whose `{s.replication_key}` falls on D (UTC)")
+    else:
+        lines.append(f"- **Replication:** with its parent `{s.parent}`")
+    lines.append(f"- **Warehouse table:** `{s.table}`")
+    if catalog.docs:
+        lines.append(f"- **API docs:** {catalog.docs}")
+    return "\n".join(lines)
+
+
+def _spec(catalog: Catalog, s: Stream, partitions_def: dg.PartitionsDefinition) -> dg.AssetSpec:
+    deps = [dg.AssetKey([s.source, s.parent])] if s.parent else []
+    return dg.AssetSpec(
+        key=dg.AssetKey([s.source, s.name]),
+        description=_description(catalog, s),
+        group_name=s.source,
+        kinds={s.source, "duckdb"},
+        owners=OWNERS,
+        tags={"source": s.source, "replication": s.replication},
+        deps=deps,
+        partitions_def=partitions_def,
+        skippable=True,
+        metadata={
+            "dagster/table_name": s.table,
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(c.name, c.type.lower()) for c in s.columns]
+                + [dg.TableColumn("_synced_at", "timestamptz", description="When this row version was written")]
+            ),
+            "primary_key": ", ".join(s.primary_key),
+            "replication_key": s.replication_key or "",
+        },
+    )
+
+
+def _check_specs(s: Stream) -> list[dg.AssetCheckSpec]:
+    key = dg.AssetKey([s.source, s.name])
+    specs = [
+        dg.AssetCheckSpec(
+            PRIMARY_KEY_CHECK,
+            asset=key,
+            blocking=True,
+            description=f"Every row has a ({', '.join(s.primary_key)}) and no two rows share one.",
+        )
+    ]
+    if s.is_root:
+        specs.append(
+            dg.AssetCheckSpec(
+                ROW_COUNT_CHECK,
+                asset=key,
+                description="The table holds as many rows as the API reports for the whole listing.",
+            )
+        )
+    if s.references:
+        refs = ", ".join(f"{col} → {target}" for col, target in s.references.items())
+        specs.append(
+            dg.AssetCheckSpec(REFERENCES_CHECK, asset=key, description=f"Referenced rows exist: {refs}.")
+        )
+    return specs
+
+
+def build_source_assets(
+    catalog: Catalog,
+    *,
+    resource_key: str,
+    open_reader: Callable[[Any, Catalog], contextlib.AbstractContextManager[SourceReader]],
+    partitions_def: dg.PartitionsDefinition,
+) -> dg.AssetsDefinition:
+    """One multi-asset for every table of `catalog`, read through `open_reader`."""
+
+    @dg.multi_asset(
+        name=f"{catalog.source}_tables",
+        specs=[_spec(catalog, s, partitions_def) for s in catalog.streams],
+        check_specs=[c for s in catalog.streams for c in _check_specs(s)],
+        can_subset=True,
+        required_resource_keys={resource_key, "warehouse"},
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool="duckdb",
+        op_tags={"source": catalog.source},
+    )
+    def _tables(context: AssetExecutionContext) -> Iterator[Any]:
+        start, end = context.partition_time_window
+        wanted = {key.path[-1] for key in context.selected_asset_keys}
+        roots = [r for r in catalog.roots if any(s.name in wanted for s in catalog.family(r.name))]
+        warehouse: Warehouse = context.resources.warehouse
+        failures: list[str] = []
+        with warehouse.session() as wh, open_reader(getattr(context.resources, resource_key), catalog) as reader:
+            wh.ensure_tables([s for s in catalog.streams if s.name in wanted])
+            for root in roots:
+                members = [s for s in catalog.family(root.name) if s.name in wanted]
+                try:
+                    results = _sync_family(context, wh, reader, catalog, root, members, wanted, (start, end))
+                except Exception as exc:  # one family failing must not hide the others' results
+                    failures.append(f"{root.table}: {exc}")
+                    context.log.error(f"{root.table} failed: {exc}")
+                    continue
+                yield from results
+        if failures:
+            raise dg.Failure(
+                description="Some streams failed:\n" + "\n".join(failures),
+                metadata={"failed_streams": len(failures)},
+            )
+
+    return _tables
+
+
+def _sync_family(
+    context: dg.AssetExecutionContext,
+    wh: WarehouseSession,
+    reader: SourceReader,
+    catalog: Catalog,
+    root: Stream,
+    members: list[Stream],
+    wanted: set[str],
+    window: tuple[datetime, datetime],
+) -> list[Any]:
+    start, end = window
+    began, requests_before, retries_before = time.perf_counter(), reader.requests, reader.retries
+    stats = reader.new_stats()
+    counts = {s.name: WriteCounts() for s in members}
+    batches = 0
+    for batch in reader.read(root, start, end, wanted, stats):
+        cursors = {root: batch.cursor} if batch.cursor and root.name in wanted else None
+        for name, c in wh.write_batch(batch.writes, cursors).items():
+            counts[name].add(c)
+        batches += 1
+    seconds = time.perf_counter() - began
+    context.log.info(
+        f"{root.table}: {sum(stats.fetched.values())} records in {sum(stats.pages.values())} pages, "
+        f"{batches} batches, {seconds:.2f}s"
+    )
+    results: list[Any] = []
+    for s in members:
+        c = counts[s.name]
+        metadata: dict[str, Any] = {
+            "dagster/row_count": dg.MetadataValue.int(wh.row_count(s)),
+            "rows_written": dg.MetadataValue.int(c.written),
+            "rows_inserted": dg.MetadataValue.int(c.inserted),
+            "rows_updated": dg.MetadataValue.int(c.updated),
+            "rows_deleted": dg.MetadataValue.int(c.deleted),
+            "rows_unchanged": dg.MetadataValue.int(c.unchanged),
+            "records_fetched": dg.MetadataValue.int(stats.fetched.get(s.name, 0)),
+            "pages": dg.MetadataValue.int(stats.pages.get(s.name, 0)),
+            "seconds": dg.MetadataValue.float(round(seconds, 3)),
+            "window_start": dg.MetadataValue.text(start.isoformat()),
+            "window_end": dg.MetadataValue.text(end.isoformat()),
+            "dagster/column_schema": wh.table_schema(s),
+        }
+        if s is root:
+            metadata["api_requests"] = dg.MetadataValue.int(reader.requests - requests_before)
+            metadata["api_retries"] = dg.MetadataValue.int(reader.retries - retries_before)
+            metadata["records_outside_window"] = dg.MetadataValue.int(stats.outside_window)
+        results.append(dg.MaterializeResult(asset_key=dg.AssetKey([s.source, s.name]), metadata=metadata))
+        results.extend(_checks(context, wh, reader, catalog, s))
+    return results
+
+
+def _checks(
+    context: dg.AssetExecutionContext,
+    wh: WarehouseSession,
+    reader: SourceReader,
+    catalog: Catalog,
+    s: Stream,
+) -> Iterator[dg.AssetCheckResult]:
+    key = dg.AssetKey([s.source, s.name])
+    selected = context.selected_asset_check_keys
+
+    def wanted(name: str) -> bool:
+        return dg.AssetCheckKey(key, name) in selected
+
+    if wanted(PRIMARY_KEY_CHECK):
+        nulls, dupes, sample = wh.primary_key_problems(s)
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=PRIMARY_KEY_CHECK,
+            passed=nulls == 0 and dupes == 0,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"null_key_rows": nulls, "duplicate_keys": dupes, "sample_duplicates": str(sample)},
+        )
+    if wanted(ROW_COUNT_CHECK):
+        api_total = reader.api_total(s)
+        rows = wh.row_count(s)
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=ROW_COUNT_CHECK,
+            passed=api_total is None or api_total == rows,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"table_rows": rows, "api_total": api_total if api_total is not None else -1},
+            description=None if api_total is not None else "The API reported no total for this listing.",
+        )
+    if wanted(REFERENCES_CHECK):
+        metadata: dict[str, Any] = {}
+        dangling_total = 0
+        for column, target_name in s.references.items():
+            target = catalog.stream(target_name)
+            if not wh.table_exists(target):
+                metadata[f"{column}_unchecked"] = f"{target.table} is not loaded yet"
+                continue
+            dangling, sample = wh.dangling_references(s, column, target)
+            dangling_total += dangling
+            metadata[f"{column}_dangling"] = dangling
+            if sample:
+                metadata[f"{column}_sample"] = str(sample)
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=REFERENCES_CHECK,
+            passed=dangling_total == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata=metadata,
+        )
+

@@ -1,0 +1,355 @@
+"""The DuckDB warehouse: the one module that writes SQL against the warehouse file.
+
+Writes are idempotent and transactional. Each batch (a page of parents with all their
+children) is applied in one transaction with one of three rules:
+
+- ``merge``: upsert by primary key; an incoming row replaces the stored one only when its
+  replication key is newer, or equal with different content (so a rerun changes nothing);
+- ``replace``: the rows of the given parents (``scope``) become exactly the incoming rows;
+- ``snapshot``: the whole table becomes exactly the incoming rows (full-table streams).
+
+Rows that do not change keep their ``_synced_at``, so running a partition twice leaves the
+tables identical. Stream cursors live in ``crm_assets_state`` and move in the same
+transaction as the rows they describe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pyarrow as pa
+from dagster_duckdb import DuckDBResource
+from filelock import FileLock
+
+from crm_assets.catalog import Column, Stream
+from crm_assets.warehouse.records import RecordError, find_unknown_columns, known_keys, to_arrow
+
+STATE_SCHEMA = "crm_assets_state"
+SYNCED_AT = "_synced_at"
+_SQL_CASTS = {"DATE": "DATE", "TIMESTAMPTZ": "TIMESTAMPTZ", "JSON": "JSON"}
+
+
+def q(name: str) -> str:
+    """Quote an identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_ref(stream: Stream) -> str:
+    return f"{q(stream.source)}.{q(stream.name)}"
+
+
+@dataclass
+class WriteCounts:
+    """What one stream's writes did, summed over a run."""
+
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+    def add(self, other: WriteCounts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.unchanged += other.unchanged
+
+
+@dataclass
+class TableWrite:
+    """Rows for one table in a batch, and the rule that applies them."""
+
+    stream: Stream
+    records: list[Any]
+    mode: str  # merge | replace | snapshot
+    parent_ids: list[Any] | None = None
+    scope: list[Any] | None = None
+    consumed_keys: tuple[str, ...] = ()  # record keys that feed child tables
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The DuckDB file every asset reads and writes.
+
+    DuckDB admits one writing process per file, so a session holds an exclusive file lock
+    beside the database for its whole life: the project serialises writers itself, whatever
+    the Dagster instance's pools say.
+    """
+
+    duckdb: DuckDBResource
+    lock_timeout_seconds: float = 3600.0
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[WarehouseSession]:
+        path = self.duckdb.database
+        lock: contextlib.AbstractContextManager = contextlib.nullcontext()
+        if path and path != ":memory:" and not path.startswith("md:"):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds)
+        with lock, self.duckdb.get_connection() as conn:
+            conn.execute("SET TimeZone = 'UTC'")
+            yield WarehouseSession(conn)
+
+
+class WarehouseSession:
+    """One open connection: DDL from the catalog, batch writes, state and check queries."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection):
+        self.conn = conn
+        self._columns: dict[str, list[Column]] = {}
+        self._tmp = 0
+
+    # ---- schema -----------------------------------------------------------------------
+
+    def ensure_tables(self, streams: Sequence[Stream]) -> None:
+        """Create schemas and tables from the catalog, adding columns the catalog gained."""
+        conn = self.conn
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q(STATE_SCHEMA)}")
+        conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {q(STATE_SCHEMA)}.stream_state (
+                source VARCHAR, stream VARCHAR, cursor_value TIMESTAMPTZ,
+                window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+                PRIMARY KEY (source, stream))"""
+        )
+        for s in streams:
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q(s.source)}")
+            defs = ", ".join(f"{q(c.name)} {c.type}" for c in s.columns)
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table_ref(s)} ({defs}, {q(SYNCED_AT)} TIMESTAMPTZ)"
+            )
+            existing = self._table_columns(s)
+            for c in s.columns:
+                if c.name not in existing:
+                    conn.execute(f"ALTER TABLE {table_ref(s)} ADD COLUMN {q(c.name)} {c.type}")
+            declared = set(s.column_names) | {SYNCED_AT}
+            extra = [
+                Column(name, typ, tuple(name.split("__")))
+                for name, typ in existing.items()
+                if name not in declared
+            ]
+            self._columns[s.table] = [*s.columns, *extra]
+
+    def _table_columns(self, s: Stream) -> dict[str, str]:
+        rows = self.conn.execute(
+            """SELECT column_name, data_type FROM information_schema.columns
+               WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position""",
+            [s.source, s.name],
+        ).fetchall()
+        return dict(rows)
+
+    def columns(self, stream: Stream) -> list[Column]:
+        """The table's columns: the catalog's plus any the API added since."""
+        return self._columns[stream.table]
+
+    def table_schema(self, stream: Stream) -> dg.TableSchema:
+        """The table's columns as stored, for the `dagster/column_schema` metadata."""
+        return dg.TableSchema(
+            columns=[
+                dg.TableColumn(name, typ.lower())
+                for name, typ in self._table_columns(stream).items()
+            ]
+        )
+
+    # ---- writes -----------------------------------------------------------------------
+
+    def write_batch(
+        self, writes: Sequence[TableWrite], cursors: dict[Stream, datetime] | None = None
+    ) -> dict[str, WriteCounts]:
+        """Apply every table's rows of one batch, and move cursors, in one transaction."""
+        prepared = []
+        for w in writes:
+            cols = self.columns(w.stream)
+            new: list[Column] = []
+            if w.stream.keep_unknown_fields and w.records and isinstance(w.records[0], dict):
+                tree = known_keys(w.stream, w.consumed_keys)
+                new = find_unknown_columns(w.stream, w.records, tree, {c.name for c in cols})
+            prepared.append((w, new, to_arrow(w.stream, [*cols, *new], w.records, w.parent_ids)))
+
+        conn = self.conn
+        counts: dict[str, WriteCounts] = {}
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for w, new, arrow in prepared:
+                for c in new:
+                    conn.execute(f"ALTER TABLE {table_ref(w.stream)} ADD COLUMN {q(c.name)} {c.type}")
+                counts[w.stream.name] = self._apply(w, arrow)
+            for stream, value in (cursors or {}).items():
+                self._advance_cursor(stream, value)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._columns.clear()
+            raise
+        for w, new, _ in prepared:
+            self._columns[w.stream.table].extend(new)
+        return counts
+
+    def _stage(self, stream: Stream, arrow: pa.Table) -> tuple[str, list[str]]:
+        """Load the Arrow batch into a typed temp table; cast errors name record and field."""
+        self._tmp += 1
+        src, stage = f"_batch_{self._tmp}", f"_stage_{self._tmp}"
+        self.conn.register(src, arrow)
+        types = {c.name: c.type for c in self.columns(stream)}
+        names = list(arrow.column_names)
+        exprs = []
+        for n in names:
+            cast = _SQL_CASTS.get(types.get(n, "VARCHAR"))
+            exprs.append(f"CAST({q(n)} AS {cast}) AS {q(n)}" if cast else q(n))
+        pk = ", ".join(q(k) for k in stream.primary_key)
+        order = f"ORDER BY {q(stream.replication_key)} DESC NULLS LAST" if stream.replication_key else ""
+        try:
+            self.conn.execute(
+                f"""CREATE OR REPLACE TEMP TABLE {stage} AS
+                    SELECT {", ".join(exprs)} FROM {src}
+                    QUALIFY row_number() OVER (PARTITION BY {pk} {order}) = 1"""
+            )
+        except duckdb.ConversionException as exc:
+            raise self._cast_error(stream, src, names, types) from exc
+        finally:
+            self.conn.unregister(src)
+        return stage, names
+
+    def _cast_error(self, stream: Stream, src: str, names: list[str], types: dict) -> RecordError:
+        for n in names:
+            cast = _SQL_CASTS.get(types.get(n, "VARCHAR"))
+            if not cast:
+                continue
+            key = q(stream.primary_key[0])
+            bad = self.conn.execute(
+                f"SELECT {key}, {q(n)} FROM {src} "
+                f"WHERE {q(n)} IS NOT NULL AND TRY_CAST({q(n)} AS {cast}) IS NULL LIMIT 1"
+            ).fetchone()
+            if bad:
+                return RecordError(
+                    f"{stream.table}: record {stream.primary_key[0]}={bad[0]}: field {n!r} "
+                    f"should be {cast}, got {bad[1]!r}"
+                )
+        return RecordError(f"{stream.table}: a value could not be converted")
+
+    def _apply(self, w: TableWrite, arrow: pa.Table) -> WriteCounts:
+        stage, names = self._stage(w.stream, arrow)
+        try:
+            if w.mode == "merge":
+                return self._merge(w.stream, stage, names, len(arrow))
+            return self._replace(w.stream, stage, names, w.scope if w.mode == "replace" else None)
+        finally:
+            self.conn.execute(f"DROP TABLE IF EXISTS {stage}")
+
+    def _merge(self, s: Stream, stage: str, names: list[str], incoming: int) -> WriteCounts:
+        t = table_ref(s)
+        on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in s.primary_key)
+        rest = [n for n in names if n not in s.primary_key]
+        differs = " OR ".join(f"t.{q(n)} IS DISTINCT FROM s.{q(n)}" for n in rest) or "FALSE"
+        rk = q(s.replication_key) if s.replication_key else None
+        newer = f"s.{rk} > t.{rk} OR t.{rk} IS NULL OR (s.{rk} = t.{rk} AND ({differs}))" if rk else differs
+        sets = ", ".join([*(f"{q(n)} = s.{q(n)}" for n in rest), f"{q(SYNCED_AT)} = now()"])
+        updated = self._count(f"UPDATE {t} AS t SET {sets} FROM {stage} AS s WHERE {on} AND ({newer})")
+        cols = ", ".join(q(n) for n in names)
+        inserted = self._count(
+            f"""INSERT INTO {t} ({cols}, {q(SYNCED_AT)})
+                SELECT {cols}, now() FROM {stage} AS s
+                WHERE NOT EXISTS (SELECT 1 FROM {t} AS t WHERE {on})"""
+        )
+        staged = self._count(f"SELECT count(*) FROM {stage}")
+        return WriteCounts(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
+
+    def _replace(self, s: Stream, stage: str, names: list[str], scope: list | None) -> WriteCounts:
+        """Make the scoped part of the table (or all of it) equal to the stage, row by row."""
+        t = table_ref(s)
+        in_scope = "TRUE"
+        if scope is not None:
+            self._tmp += 1
+            scope_table = f"_scope_{self._tmp}"
+            self.conn.register(scope_table, pa.table({"id": pa.array(scope)}))
+            in_scope = f"t.{q(s.parent_key)} IN (SELECT id FROM {scope_table})"
+        same = " AND ".join(f"t.{q(n)} IS NOT DISTINCT FROM s.{q(n)}" for n in names)
+        try:
+            deleted = self._count(
+                f"DELETE FROM {t} AS t WHERE {in_scope} "
+                f"AND NOT EXISTS (SELECT 1 FROM {stage} AS s WHERE {same})"
+            )
+            cols = ", ".join(q(n) for n in names)
+            inserted = self._count(
+                f"""INSERT INTO {t} ({cols}, {q(SYNCED_AT)})
+                    SELECT {cols}, now() FROM {stage} AS s
+                    WHERE NOT EXISTS (SELECT 1 FROM {t} AS t WHERE {in_scope} AND {same})"""
+            )
+        finally:
+            if scope is not None:
+                self.conn.unregister(scope_table)
+        staged = self._count(f"SELECT count(*) FROM {stage}")
+        return WriteCounts(inserted=inserted, deleted=deleted, unchanged=staged - inserted)
+
+    def _count(self, sql: str) -> int:
+        row = self.conn.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
+    # ---- state ------------------------------------------------------------------------
+
+    def _advance_cursor(self, stream: Stream, value: datetime) -> None:
+        self.conn.execute(
+            f"""INSERT INTO {q(STATE_SCHEMA)}.stream_state AS s
+                    (source, stream, cursor_value, updated_at)
+                VALUES (?, ?, ?, now())
+                ON CONFLICT (source, stream) DO UPDATE SET
+                    cursor_value = greatest(s.cursor_value, excluded.cursor_value),
+                    updated_at = now()""",
+            [stream.source, stream.name, value],
+        )
+
+    def record_window(self, stream: Stream, start: datetime, end: datetime) -> None:
+        """Remember the last window a stream completed (for operators and sensors)."""
+        self.conn.execute(
+            f"""INSERT INTO {q(STATE_SCHEMA)}.stream_state AS s
+                    (source, stream, window_start, window_end, updated_at)
+                VALUES (?, ?, ?, ?, now())
+                ON CONFLICT (source, stream) DO UPDATE SET
+                    window_start = excluded.window_start, window_end = excluded.window_end,
+                    updated_at = now()""",
+            [stream.source, stream.name, start, end],
+        )
+
+    def cursor(self, stream: Stream) -> datetime | None:
+        row = self.conn.execute(
+            f"SELECT cursor_value FROM {q(STATE_SCHEMA)}.stream_state WHERE source = ? AND stream = ?",
+            [stream.source, stream.name],
+        ).fetchone()
+        return row[0] if row else None
+
+    # ---- checks -----------------------------------------------------------------------
+
+    def row_count(self, stream: Stream) -> int:
+        return self._count(f"SELECT count(*) FROM {table_ref(stream)}")
+
+    def primary_key_problems(self, stream: Stream) -> tuple[int, int, list]:
+        """(rows with a null key part, keys held by more than one row, a few such keys)."""
+        pk = [q(k) for k in stream.primary_key]
+        nulls = self._count(
+            f"SELECT count(*) FROM {table_ref(stream)} WHERE " + " OR ".join(f"{k} IS NULL" for k in pk)
+        )
+        dupes = self.conn.execute(
+            f"SELECT {', '.join(pk)} FROM {table_ref(stream)} GROUP BY ALL HAVING count(*) > 1"
+        ).fetchall()
+        return nulls, len(dupes), [list(d) for d in dupes[:10]]
+
+    def dangling_references(self, stream: Stream, column: str, target: Stream) -> tuple[int, list]:
+        """Rows whose `column` names a key absent from `target` (its first primary key column)."""
+        key = q(target.primary_key[0])
+        rows = self.conn.execute(
+            f"""SELECT DISTINCT s.{q(column)} FROM {table_ref(stream)} AS s
+                WHERE s.{q(column)} IS NOT NULL AND NOT EXISTS
+                    (SELECT 1 FROM {table_ref(target)} AS t WHERE t.{key} = s.{q(column)})"""
+        ).fetchall()
+        return len(rows), [r[0] for r in rows[:10]]
+
+    def table_exists(self, stream: Stream) -> bool:
+        return bool(self._table_columns(stream))
