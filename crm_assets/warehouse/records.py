@@ -1,9 +1,13 @@
-"""Turn a page of API records into a typed Arrow table, column by column.
+"""Turn a page of API records into a typed Arrow table.
 
-Column-wise extraction keeps per-row Python work to one dictionary lookup per column and lets
-Arrow validate types in C. Dates and timestamps stay text here and are cast by DuckDB. Fields
-the catalog does not know are kept as extra columns (VARCHAR for strings, JSON otherwise), and
-values that do not fit their column raise a `RecordError` naming table, record and field.
+Arrow's C++ converter reads the whole page once and infers its nested shape; each declared
+column is then taken out of that shape and cast *safely* to its declared type. Inference never
+coerces, so a value of the wrong kind cannot slip in silently: 1.5 does not become the BIGINT
+1, ``true`` does not become the DOUBLE 1.0, and "Dev" does not become the list ``[D, e, v]``.
+The same inferred shape tells which keys the catalog does not know yet; they become new
+columns (VARCHAR for text, JSON otherwise). A column whose values do not fit takes the Python
+path, which stores them faithfully (numbers in a text column as their JSON text) or raises a
+`RecordError` naming table, record and field.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from crm_assets.catalog import Column, Stream
 
@@ -28,6 +33,8 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "DOUBLE[]": pa.list_(pa.float64()),
     "VARCHAR[]": pa.list_(pa.string()),
 }
+# Text that Arrow can often parse itself; what it cannot stays text and DuckDB casts it.
+_PARSED = {"TIMESTAMPTZ": pa.timestamp("s", tz="UTC"), "DATE": pa.date32()}
 _EMPTY: dict[str, Any] = {}
 
 
@@ -41,9 +48,17 @@ def record_label(record: Any, index: int) -> str:
     return f"#{index} of its page"
 
 
+def infer(records: list[Any]) -> pa.Array | None:
+    """The page as one Arrow array of inferred type, or None when kinds are mixed in a field."""
+    try:
+        return pa.array(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+        return None
+
+
 def known_keys(stream: Stream, derived_paths: Sequence[str] = ()) -> dict[str, Any]:
     """The tree of keys the catalog expects in a record: {key: subtree or None for a leaf}."""
-    tree: dict[str, Any] = {p: None for p in derived_paths}
+    tree: dict[str, Any] = {}
     for col in stream.columns:
         if not col.path:
             continue
@@ -51,90 +66,43 @@ def known_keys(stream: Stream, derived_paths: Sequence[str] = ()) -> dict[str, A
         for key in col.path[:-1]:
             node = node.setdefault(key, {})
         node.setdefault(col.path[-1], None)
+    for path in derived_paths:
+        tree.setdefault(path, None)
     return tree
 
 
 def find_unknown_columns(
-    stream: Stream, records: list[Any], tree: dict[str, Any], known: set[str]
+    records: list[Any], tree: dict[str, Any], known: set[str], inferred: pa.Array | None = None
 ) -> list[Column]:
     """Columns for keys present in `records` that neither the catalog nor the table has yet."""
     found: list[Column] = []
 
+    def add(path: tuple[str, ...], is_text: bool) -> None:
+        name = "__".join(path)
+        if name not in known:
+            found.append(Column(name, "VARCHAR" if is_text else "JSON", path))
+
+    def walk_type(t: pa.StructType, node: dict[str, Any], prefix: tuple[str, ...]) -> None:
+        for f in t:
+            sub = node.get(f.name, ...)
+            if sub is ...:
+                add((*prefix, f.name), pa.types.is_string(f.type) or pa.types.is_null(f.type))
+            elif isinstance(sub, dict) and pa.types.is_struct(f.type):
+                walk_type(f.type, sub, (*prefix, f.name))
+
     def walk(objs: list[dict], node: dict[str, Any], prefix: tuple[str, ...]) -> None:
-        keys = set().union(*objs) if objs else set()
-        for key in sorted(keys):
-            path = (*prefix, key)
+        for key in sorted(set().union(*objs) if objs else ()):
             sub = node.get(key, ...)
             if sub is ...:
-                name = "__".join(path)
-                if name in known:
-                    continue
-                values = [o.get(key) for o in objs]
-                is_text = all(v is None or isinstance(v, str) for v in values)
-                found.append(Column(name, "VARCHAR" if is_text else "JSON", path))
+                add((*prefix, key), all(isinstance(o.get(key), str | None) for o in objs))
             elif isinstance(sub, dict):
-                children = [v for o in objs if isinstance(v := o.get(key), dict)]
-                walk(children, sub, path)
+                walk([v for o in objs if isinstance(v := o.get(key), dict)], sub, (*prefix, key))
 
-    walk([r for r in records if isinstance(r, dict)], tree, ())
+    if inferred is not None and pa.types.is_struct(inferred.type):
+        walk_type(inferred.type, tree, ())
+    else:
+        walk([r for r in records if isinstance(r, dict)], tree, ())
     return found
-
-
-def _values(stream: Stream, col: Column, records: list[Any], parent_ids: list[Any] | None) -> list:
-    path = col.path
-    if path is None:
-        if parent_ids is None:
-            raise RecordError(f"{stream.table}: column {col.name!r} needs the parent's id")
-        return parent_ids
-    try:
-        if not path:
-            return records
-        if len(path) == 1:
-            (k,) = path
-            return [r.get(k) for r in records]
-        if len(path) == 2:
-            k1, k2 = path
-            return [(r.get(k1) or _EMPTY).get(k2) for r in records]
-        out = []
-        for r in records:
-            for k in path:
-                r = (r or _EMPTY).get(k)
-            out.append(r)
-        return out
-    except AttributeError:
-        for i, r in enumerate(records):
-            node = r
-            for depth, k in enumerate(path):
-                if node is not None and not isinstance(node, dict):
-                    where = ".".join(path[:depth]) or "the record"
-                    raise RecordError(
-                        f"{stream.table}: record {record_label(r, i)}: field {where!r} should be an "
-                        f"object, got {type(node).__name__} {str(node)[:80]!r}"
-                    ) from None
-                node = (node or _EMPTY).get(k)
-        raise
-
-
-def _arrow_column(stream: Stream, col: Column, values: list, records: list[Any]) -> pa.Array:
-    arrow_type = ARROW_TYPES[col.type]
-    if col.type == "JSON":
-        values = [None if v is None else orjson.dumps(v).decode() for v in values]
-    try:
-        return pa.array(values, type=arrow_type)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        if col.type == "VARCHAR":
-            # A text column keeps any value faithfully: scalars and objects as their JSON text.
-            text = [v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values]
-            return pa.array(text, type=arrow_type)
-        for i, v in enumerate(values):
-            try:
-                pa.array([v], type=arrow_type)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-                raise RecordError(
-                    f"{stream.table}: record {record_label(records[i], i)}: field {col.name!r} "
-                    f"should be {col.type}, got {type(v).__name__} {str(v)[:80]!r}"
-                ) from None
-        raise
 
 
 def to_arrow(
@@ -142,17 +110,144 @@ def to_arrow(
     columns: Sequence[Column],
     records: list[Any],
     parent_ids: list[Any] | None = None,
+    inferred: pa.Array | None = None,
 ) -> pa.Table:
-    """Build the Arrow table of `columns` for `records`; primary keys must be present."""
+    """The Arrow table of `columns` for `records` (`inferred` is `infer(records)` if known)."""
+    if inferred is None:
+        inferred = infer(records)
     arrays = {}
     for col in columns:
-        values = _values(stream, col, records, parent_ids)
-        if col.name in stream.primary_key:
-            for i, v in enumerate(values):
-                if v is None:
-                    raise RecordError(
-                        f"{stream.table}: record {record_label(records[i], i)}: primary key "
-                        f"field {col.name!r} is missing"
-                    )
-        arrays[col.name] = _arrow_column(stream, col, values, records)
+        array = None
+        if col.path is None:
+            if parent_ids is None:
+                raise RecordError(f"{stream.table}: column {col.name!r} needs the parent's id")
+        elif col.type != "JSON" and inferred is not None:
+            array = _fit(_leaf(inferred, col.path), col.type)
+        if array is None:
+            values = parent_ids if col.path is None else _values(stream, col, records)
+            array = _python_column(stream, col, values, records)
+        arrays[col.name] = array
+    for key in stream.primary_key:
+        column = arrays[key]
+        if column.null_count:
+            i = column.is_null().to_pylist().index(True)
+            raise RecordError(
+                f"{stream.table}: record {record_label(records[i], i)}: primary key field {key!r} is missing"
+            )
     return pa.table(arrays)
+
+
+def _leaf(array: pa.Array, path: tuple[str, ...]) -> pa.Array | None:
+    """The values at `path` (nulls where a parent object is null), or None if the shape differs."""
+    for key in path:
+        t = array.type
+        if pa.types.is_null(t):
+            return array
+        if not pa.types.is_struct(t):
+            return None
+        index = t.get_field_index(key)
+        if index < 0:
+            return pa.nulls(len(array))
+        array = pc.struct_field(array, [index])
+    return array
+
+
+def _fit(array: pa.Array | None, column_type: str) -> pa.Array | None:
+    """`array` as `column_type` when its inferred kind allows it without coercion, else None."""
+    if array is None:
+        return None
+    t = array.type
+    target = ARROW_TYPES[column_type]
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_null(t):
+        return pa.nulls(len(array), target)
+    if column_type in _PARSED:
+        if not pa.types.is_string(t):
+            return None
+        try:
+            return array.cast(_PARSED[column_type])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return array
+    if column_type.endswith("[]"):
+        if not pa.types.is_list(t) or not _scalar_fits(t.value_type, column_type[:-2]):
+            return None
+    elif not _scalar_fits(t, column_type):
+        return None
+    try:
+        return array.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+
+
+def _scalar_fits(t: pa.DataType, column_type: str) -> bool:
+    if pa.types.is_null(t):
+        return True
+    if column_type == "BIGINT":
+        return pa.types.is_int64(t) or pa.types.is_float64(t)  # 3.0 fits; 3.5 fails the safe cast
+    if column_type == "DOUBLE":
+        return pa.types.is_int64(t) or pa.types.is_float64(t)
+    if column_type == "BOOLEAN":
+        return pa.types.is_boolean(t)
+    return pa.types.is_string(t)
+
+
+def _values(stream: Stream, col: Column, records: list[Any]) -> list:
+    path = col.path
+    if not path:
+        return records
+    out = []
+    for i, r in enumerate(records):
+        node = r
+        for depth, key in enumerate(path):
+            if node is None:
+                break
+            if not isinstance(node, dict):
+                where = ".".join(path[:depth]) or "the record"
+                raise RecordError(
+                    f"{stream.table}: record {record_label(r, i)}: field {where!r} should be an "
+                    f"object, got {type(node).__name__} {str(node)[:80]!r}"
+                )
+            node = node.get(key)
+        out.append(node)
+    return out
+
+
+def _python_column(stream: Stream, col: Column, values: list, records: list[Any]) -> pa.Array:
+    """A column built value by value: faithful, or an error naming record and field."""
+    kind = col.type
+    if kind == "JSON":
+        return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], pa.string())
+    if kind == "VARCHAR":
+        text = [v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values]
+        return pa.array(text, pa.string())
+    element = kind[:-2] if kind.endswith("[]") else None
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        ok = isinstance(v, list) and all(x is None or _value_fits(x, element) for x in v) if element else _value_fits(v, kind)
+        if not ok:
+            raise RecordError(
+                f"{stream.table}: record {record_label(records[i], i)}: field {col.name!r} "
+                f"should be {kind}, got {type(v).__name__} {str(v)[:80]!r}"
+            )
+    array = pa.array(values, ARROW_TYPES[kind])
+    return array.cast(_PARSED[kind]) if kind in _PARSED and _parses(array, kind) else array
+
+
+def _value_fits(v: Any, kind: str) -> bool:
+    if kind == "BIGINT":
+        return (type(v) is int and -(2**63) <= v < 2**63) or (type(v) is float and v.is_integer())
+    if kind == "DOUBLE":
+        return type(v) in (int, float)
+    if kind == "BOOLEAN":
+        return type(v) is bool
+    return isinstance(v, str)
+
+
+def _parses(array: pa.Array, kind: str) -> bool:
+    try:
+        array.cast(_PARSED[kind])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True

@@ -24,16 +24,36 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 from filelock import FileLock
 
 from crm_assets.catalog import Column, Stream
-from crm_assets.warehouse.records import RecordError, find_unknown_columns, known_keys, to_arrow
+from crm_assets.warehouse.records import (
+    ARROW_TYPES,
+    RecordError,
+    find_unknown_columns,
+    infer,
+    known_keys,
+    to_arrow,
+)
 
 STATE_SCHEMA = "crm_assets_state"
 SYNCED_AT = "_synced_at"
 _SQL_CASTS = {"DATE": "DATE", "TIMESTAMPTZ": "TIMESTAMPTZ", "JSON": "JSON"}
+_CATALOG_TYPES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
+
+
+def _extra_column(name: str, data_type: str, comment: str | None) -> Column:
+    """A column the API added earlier: its record path is kept in the column's comment."""
+    try:
+        path = tuple(orjson.loads(comment)) if comment else tuple(name.split("__"))
+    except orjson.JSONDecodeError:
+        path = tuple(name.split("__"))
+    kind = _CATALOG_TYPES.get(data_type, data_type)
+    return Column(name, kind if kind in ARROW_TYPES else "VARCHAR", path)
 
 
 def q(name: str) -> str:
@@ -112,38 +132,40 @@ class WarehouseSession:
 
     def ensure_tables(self, streams: Sequence[Stream]) -> None:
         """Create schemas and tables from the catalog, adding columns the catalog gained."""
-        conn = self.conn
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q(STATE_SCHEMA)}")
-        conn.execute(
+        self._run(f"CREATE SCHEMA IF NOT EXISTS {q(STATE_SCHEMA)}")
+        self._run(
             f"""CREATE TABLE IF NOT EXISTS {q(STATE_SCHEMA)}.stream_state (
                 source VARCHAR, stream VARCHAR, cursor_value TIMESTAMPTZ,
-                window_start TIMESTAMPTZ, window_end TIMESTAMPTZ, updated_at TIMESTAMPTZ,
+                synced_through TIMESTAMPTZ, updated_at TIMESTAMPTZ,
                 PRIMARY KEY (source, stream))"""
         )
         for s in streams:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q(s.source)}")
+            self._run(f"CREATE SCHEMA IF NOT EXISTS {q(s.source)}")
             defs = ", ".join(f"{q(c.name)} {c.type}" for c in s.columns)
-            conn.execute(
+            self._run(
                 f"CREATE TABLE IF NOT EXISTS {table_ref(s)} ({defs}, {q(SYNCED_AT)} TIMESTAMPTZ)"
             )
-            existing = self._table_columns(s)
+            existing = self._run(
+                """SELECT column_name, data_type, comment FROM duckdb_columns()
+                   WHERE schema_name = ? AND table_name = ? ORDER BY column_index""",
+                [s.source, s.name],
+            )
+            names = {name for name, _, _ in existing}
             for c in s.columns:
-                if c.name not in existing:
-                    conn.execute(f"ALTER TABLE {table_ref(s)} ADD COLUMN {q(c.name)} {c.type}")
+                if c.name not in names:
+                    self._run(f"ALTER TABLE {table_ref(s)} ADD COLUMN {q(c.name)} {c.type}")
             declared = set(s.column_names) | {SYNCED_AT}
-            extra = [
-                Column(name, typ, tuple(name.split("__")))
-                for name, typ in existing.items()
-                if name not in declared
+            self._columns[s.table] = [
+                *s.columns,
+                *(_extra_column(*row) for row in existing if row[0] not in declared),
             ]
-            self._columns[s.table] = [*s.columns, *extra]
 
     def _table_columns(self, s: Stream) -> dict[str, str]:
-        rows = self.conn.execute(
+        rows = self._run(
             """SELECT column_name, data_type FROM information_schema.columns
                WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position""",
             [s.source, s.name],
-        ).fetchall()
+        )
         return dict(rows)
 
     def columns(self, stream: Stream) -> list[Column]:
@@ -165,92 +187,112 @@ class WarehouseSession:
         self, writes: Sequence[TableWrite], cursors: dict[Stream, datetime] | None = None
     ) -> dict[str, WriteCounts]:
         """Apply every table's rows of one batch, and move cursors, in one transaction."""
-        prepared = []
-        for w in writes:
-            cols = self.columns(w.stream)
-            new: list[Column] = []
-            if w.stream.keep_unknown_fields and w.records and isinstance(w.records[0], dict):
-                tree = known_keys(w.stream, w.consumed_keys)
-                new = find_unknown_columns(w.stream, w.records, tree, {c.name for c in cols})
-            prepared.append((w, new, to_arrow(w.stream, [*cols, *new], w.records, w.parent_ids)))
-
-        conn = self.conn
+        prepared: list[tuple[TableWrite, list[Column], tuple[str, list[str], int]]] = []
         counts: dict[str, WriteCounts] = {}
-        conn.execute("BEGIN TRANSACTION")
         try:
-            for w, new, arrow in prepared:
-                for c in new:
-                    conn.execute(f"ALTER TABLE {table_ref(w.stream)} ADD COLUMN {q(c.name)} {c.type}")
-                counts[w.stream.name] = self._apply(w, arrow)
-            for stream, value in (cursors or {}).items():
-                self._advance_cursor(stream, value)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._columns.clear()
-            raise
+            # Conversion and staging come first, outside the transaction: a bad value fails
+            # here with an error naming its record, and nothing has been written yet.
+            for w in writes:
+                cols = self.columns(w.stream)
+                inferred = infer(w.records)
+                new: list[Column] = []
+                if w.stream.keep_unknown_fields:
+                    tree = known_keys(w.stream, w.consumed_keys)
+                    new = find_unknown_columns(w.records, tree, {c.name for c in cols}, inferred)
+                arrow = to_arrow(w.stream, [*cols, *new], w.records, w.parent_ids, inferred)
+                prepared.append((w, new, self._stage(w.stream, arrow, [*cols, *new])))
+            self._run("BEGIN TRANSACTION")
+            try:
+                for w, new, stage in prepared:
+                    for c in new:
+                        self._run(f"ALTER TABLE {table_ref(w.stream)} ADD COLUMN {q(c.name)} {c.type}")
+                        path = orjson.dumps(list(c.path)).decode().replace("'", "''")
+                        self._run(f"COMMENT ON COLUMN {table_ref(w.stream)}.{q(c.name)} IS '{path}'")
+                    counts[w.stream.name] = self._apply(w, *stage)
+                for stream, value in (cursors or {}).items():
+                    self._advance_cursor(stream, value)
+                self._run("COMMIT")
+            except BaseException:
+                self._run("ROLLBACK")
+                raise
+        finally:
+            for _, _, (relation, _, _) in prepared:
+                self._drop(relation)
         for w, new, _ in prepared:
             self._columns[w.stream.table].extend(new)
         return counts
 
-    def _stage(self, stream: Stream, arrow: pa.Table) -> tuple[str, list[str]]:
-        """Load the Arrow batch into a typed temp table; cast errors name record and field."""
+    def _stage(self, stream: Stream, arrow: pa.Table, columns: list[Column]) -> tuple[str, list[str], int]:
+        """A typed relation of the batch: the Arrow table itself when it needs no work, or a
+        temp table that casts leftover text columns (errors name record and field) and keeps
+        one row per key (the newest)."""
         self._tmp += 1
         src, stage = f"_batch_{self._tmp}", f"_stage_{self._tmp}"
         self.conn.register(src, arrow)
-        types = {c.name: c.type for c in self.columns(stream)}
+        types = {c.name: c.type for c in columns}
         names = list(arrow.column_names)
-        exprs = []
-        for n in names:
-            cast = _SQL_CASTS.get(types.get(n, "VARCHAR"))
-            exprs.append(f"CAST({q(n)} AS {cast}) AS {q(n)}" if cast else q(n))
-        pk = ", ".join(q(k) for k in stream.primary_key)
-        order = f"ORDER BY {q(stream.replication_key)} DESC NULLS LAST" if stream.replication_key else ""
+        casts = {
+            n: _SQL_CASTS[types[n]]
+            for n in names
+            if types.get(n) in _SQL_CASTS and pa.types.is_string(arrow.schema.field(n).type)
+        }
+        pk = stream.primary_key
+        unique = len(pk) == 1 and pc.count_distinct(arrow.column(pk[0])).as_py() == arrow.num_rows
+        if not casts and unique:
+            return src, names, arrow.num_rows
+        exprs = [f"CAST({q(n)} AS {casts[n]}) AS {q(n)}" if n in casts else q(n) for n in names]
+        rk = stream.replication_key
+        order = ""
+        if rk:
+            newest = f"CAST({q(rk)} AS {casts[rk]})" if rk in casts else q(rk)
+            order = f"ORDER BY {newest} DESC NULLS LAST"
+        dedupe = "" if unique else f"QUALIFY row_number() OVER (PARTITION BY {', '.join(map(q, pk))} {order}) = 1"
         try:
-            self.conn.execute(
-                f"""CREATE OR REPLACE TEMP TABLE {stage} AS
-                    SELECT {", ".join(exprs)} FROM {src}
-                    QUALIFY row_number() OVER (PARTITION BY {pk} {order}) = 1"""
+            self._run(
+                f"CREATE OR REPLACE TEMP TABLE {stage} AS SELECT {', '.join(exprs)} FROM {src} {dedupe}"
             )
         except duckdb.ConversionException as exc:
-            raise self._cast_error(stream, src, names, types) from exc
+            raise self._cast_error(stream, src, casts) from exc
         finally:
             self.conn.unregister(src)
-        return stage, names
+        return stage, names, self._count(f"SELECT count(*) FROM {stage}")
 
-    def _cast_error(self, stream: Stream, src: str, names: list[str], types: dict) -> RecordError:
-        for n in names:
-            cast = _SQL_CASTS.get(types.get(n, "VARCHAR"))
-            if not cast:
-                continue
-            key = q(stream.primary_key[0])
-            bad = self.conn.execute(
-                f"SELECT {key}, {q(n)} FROM {src} "
+    def _cast_error(self, stream: Stream, src: str, casts: dict[str, str]) -> RecordError:
+        key = stream.primary_key[0]
+        for n, cast in casts.items():
+            bad = self._one(
+                f"SELECT {q(key)}, {q(n)} FROM {src} "
                 f"WHERE {q(n)} IS NOT NULL AND TRY_CAST({q(n)} AS {cast}) IS NULL LIMIT 1"
-            ).fetchone()
+            )
             if bad:
                 return RecordError(
-                    f"{stream.table}: record {stream.primary_key[0]}={bad[0]}: field {n!r} "
-                    f"should be {cast}, got {bad[1]!r}"
+                    f"{stream.table}: record {key}={bad[0]}: field {n!r} should be {cast}, got {bad[1]!r}"
                 )
         return RecordError(f"{stream.table}: a value could not be converted")
 
-    def _apply(self, w: TableWrite, arrow: pa.Table) -> WriteCounts:
-        stage, names = self._stage(w.stream, arrow)
-        try:
-            if w.mode == "merge":
-                return self._merge(w.stream, stage, names, len(arrow))
-            return self._replace(w.stream, stage, names, w.scope if w.mode == "replace" else None)
-        finally:
-            self.conn.execute(f"DROP TABLE IF EXISTS {stage}")
+    def _apply(self, w: TableWrite, stage: str, names: list[str], staged: int) -> WriteCounts:
+        if w.mode == "merge":
+            return self._merge(w.stream, stage, names, staged)
+        return self._replace(w.stream, stage, names, staged, w.scope if w.mode == "replace" else None)
 
-    def _merge(self, s: Stream, stage: str, names: list[str], incoming: int) -> WriteCounts:
+    def _drop(self, relation: str) -> None:
+        if relation.startswith("_batch_"):
+            self.conn.unregister(relation)
+        else:
+            self._run(f"DROP TABLE IF EXISTS {relation}")
+
+    def _merge(self, s: Stream, stage: str, names: list[str], staged: int) -> WriteCounts:
         t = table_ref(s)
         on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in s.primary_key)
         rest = [n for n in names if n not in s.primary_key]
         differs = " OR ".join(f"t.{q(n)} IS DISTINCT FROM s.{q(n)}" for n in rest) or "FALSE"
         rk = q(s.replication_key) if s.replication_key else None
-        newer = f"s.{rk} > t.{rk} OR t.{rk} IS NULL OR (s.{rk} = t.{rk} AND ({differs}))" if rk else differs
+        newer = (
+            f"s.{rk} > t.{rk} OR (t.{rk} IS NULL AND s.{rk} IS NOT NULL) "
+            f"OR (s.{rk} IS NOT DISTINCT FROM t.{rk} AND ({differs}))"
+            if rk
+            else differs
+        )
         sets = ", ".join([*(f"{q(n)} = s.{q(n)}" for n in rest), f"{q(SYNCED_AT)} = now()"])
         updated = self._count(f"UPDATE {t} AS t SET {sets} FROM {stage} AS s WHERE {on} AND ({newer})")
         cols = ", ".join(q(n) for n in names)
@@ -259,10 +301,11 @@ class WarehouseSession:
                 SELECT {cols}, now() FROM {stage} AS s
                 WHERE NOT EXISTS (SELECT 1 FROM {t} AS t WHERE {on})"""
         )
-        staged = self._count(f"SELECT count(*) FROM {stage}")
         return WriteCounts(inserted=inserted, updated=updated, unchanged=staged - inserted - updated)
 
-    def _replace(self, s: Stream, stage: str, names: list[str], scope: list | None) -> WriteCounts:
+    def _replace(
+        self, s: Stream, stage: str, names: list[str], staged: int, scope: list | None
+    ) -> WriteCounts:
         """Make the scoped part of the table (or all of it) equal to the stage, row by row."""
         t = table_ref(s)
         in_scope = "TRUE"
@@ -286,17 +329,24 @@ class WarehouseSession:
         finally:
             if scope is not None:
                 self.conn.unregister(scope_table)
-        staged = self._count(f"SELECT count(*) FROM {stage}")
         return WriteCounts(inserted=inserted, deleted=deleted, unchanged=staged - inserted)
 
-    def _count(self, sql: str) -> int:
-        row = self.conn.execute(sql).fetchone()
+    def _run(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Execute and drain: DuckDB 2 refuses new work on a connection with an open result."""
+        return self.conn.execute(sql, params or []).fetchall()
+
+    def _one(self, sql: str, params: list | None = None) -> tuple | None:
+        rows = self._run(sql, params)
+        return rows[0] if rows else None
+
+    def _count(self, sql: str, params: list | None = None) -> int:
+        row = self._one(sql, params)
         return int(row[0]) if row else 0
 
     # ---- state ------------------------------------------------------------------------
 
     def _advance_cursor(self, stream: Stream, value: datetime) -> None:
-        self.conn.execute(
+        self._run(
             f"""INSERT INTO {q(STATE_SCHEMA)}.stream_state AS s
                     (source, stream, cursor_value, updated_at)
                 VALUES (?, ?, ?, now())
@@ -306,29 +356,41 @@ class WarehouseSession:
             [stream.source, stream.name, value],
         )
 
-    def record_window(self, stream: Stream, start: datetime, end: datetime) -> None:
-        """Remember the last window a stream completed (for operators and sensors)."""
-        self.conn.execute(
+    def record_progress(self, stream: Stream, synced_through: datetime) -> None:
+        """Remember how recent the API state the table reflects is (never moves back)."""
+        self._run(
             f"""INSERT INTO {q(STATE_SCHEMA)}.stream_state AS s
-                    (source, stream, window_start, window_end, updated_at)
-                VALUES (?, ?, ?, ?, now())
+                    (source, stream, synced_through, updated_at)
+                VALUES (?, ?, ?, now())
                 ON CONFLICT (source, stream) DO UPDATE SET
-                    window_start = excluded.window_start, window_end = excluded.window_end,
+                    synced_through = greatest(s.synced_through, excluded.synced_through),
                     updated_at = now()""",
-            [stream.source, stream.name, start, end],
+            [stream.source, stream.name, synced_through],
         )
 
+    def synced_through(self, stream: Stream) -> datetime | None:
+        row = self._one(
+            f"SELECT synced_through FROM {q(STATE_SCHEMA)}.stream_state WHERE source = ? AND stream = ?",
+            [stream.source, stream.name],
+        )
+        return row[0] if row else None
+
     def cursor(self, stream: Stream) -> datetime | None:
-        row = self.conn.execute(
+        row = self._one(
             f"SELECT cursor_value FROM {q(STATE_SCHEMA)}.stream_state WHERE source = ? AND stream = ?",
             [stream.source, stream.name],
-        ).fetchone()
+        )
         return row[0] if row else None
 
     # ---- checks -----------------------------------------------------------------------
 
-    def row_count(self, stream: Stream) -> int:
-        return self._count(f"SELECT count(*) FROM {table_ref(stream)}")
+    def row_count(self, stream: Stream, since: datetime | None = None) -> int:
+        """All rows, or those whose replication key is at or after `since`."""
+        if since is None or not stream.replication_key:
+            return self._count(f"SELECT count(*) FROM {table_ref(stream)}")
+        return self._count(
+            f"SELECT count(*) FROM {table_ref(stream)} WHERE {q(stream.replication_key)} >= ?", [since]
+        )
 
     def primary_key_problems(self, stream: Stream) -> tuple[int, int, list]:
         """(rows with a null key part, keys held by more than one row, a few such keys)."""
@@ -336,19 +398,19 @@ class WarehouseSession:
         nulls = self._count(
             f"SELECT count(*) FROM {table_ref(stream)} WHERE " + " OR ".join(f"{k} IS NULL" for k in pk)
         )
-        dupes = self.conn.execute(
+        dupes = self._run(
             f"SELECT {', '.join(pk)} FROM {table_ref(stream)} GROUP BY ALL HAVING count(*) > 1"
-        ).fetchall()
+        )
         return nulls, len(dupes), [list(d) for d in dupes[:10]]
 
     def dangling_references(self, stream: Stream, column: str, target: Stream) -> tuple[int, list]:
         """Rows whose `column` names a key absent from `target` (its first primary key column)."""
         key = q(target.primary_key[0])
-        rows = self.conn.execute(
+        rows = self._run(
             f"""SELECT DISTINCT s.{q(column)} FROM {table_ref(stream)} AS s
                 WHERE s.{q(column)} IS NOT NULL AND NOT EXISTS
                     (SELECT 1 FROM {table_ref(target)} AS t WHERE t.{key} = s.{q(column)})"""
-        ).fetchall()
+        )
         return len(rows), [r[0] for r in rows[:10]]
 
     def table_exists(self, stream: Stream) -> bool:
