@@ -55,7 +55,8 @@ class Stream:
     path: str | None = None
     parent_key: str | None = None
     keep_unknown_fields: bool = True
-    references: dict[str, str] = field(default_factory=dict)
+    freshness_hours: float = 26.0
+    references: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def table(self) -> str:
@@ -170,6 +171,7 @@ def parse_catalog(doc: dict[str, Any]) -> Catalog:
             path=entry.get("path"),
             parent_key=parent_key,
             keep_unknown_fields=entry.get("unknown_fields", "keep") == "keep",
+            freshness_hours=float(entry.get("freshness_hours", 26)),
             references=dict(entry.get("references", {})),
         )
         _validate(stream)

@@ -10,7 +10,7 @@ step. A range of daily partitions is one run and one pass over the API.
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import dagster as dg
@@ -23,12 +23,14 @@ OWNERS = ["team:data-platform"]
 PRIMARY_KEY_CHECK = "primary_key_unique_and_not_null"
 ROW_COUNT_CHECK = "row_count_matches_api"
 REFERENCES_CHECK = "references_resolve"
+FRESHNESS_CHECK = "fresh"
 
 
 class FamilyStats(Protocol):
     pages: dict[str, int]
     fetched: dict[str, int]
     outside_window: int
+    api_total: int | None
 
 
 class SourceReader(Protocol):
@@ -42,8 +44,6 @@ class SourceReader(Protocol):
     ) -> Iterator[Any]: ...
 
     def new_stats(self) -> FamilyStats: ...
-
-    def api_total(self, stream: Stream) -> int | None: ...
 
 
 def daily_partitions(start_date: str) -> dg.DailyPartitionsDefinition:
@@ -111,9 +111,19 @@ def _check_specs(s: Stream) -> list[dg.AssetCheckSpec]:
             dg.AssetCheckSpec(
                 ROW_COUNT_CHECK,
                 asset=key,
-                description="The table holds as many rows as the API reports for the whole listing.",
+                description=(
+                    "The table holds as many rows as the API reports: for CDC, the rows updated since "
+                    "the window's start; for a full table, all of them."
+                ),
             )
         )
+    specs.append(
+        dg.AssetCheckSpec(
+            FRESHNESS_CHECK,
+            asset=key,
+            description=f"The table reflects the API as of at most {s.freshness_hours:g} hours ago.",
+        )
+    )
     if s.references:
         refs = ", ".join(f"{col} → {target}" for col, target in s.references.items())
         specs.append(
@@ -147,17 +157,22 @@ def build_source_assets(
         roots = [r for r in catalog.roots if any(s.name in wanted for s in catalog.family(r.name))]
         warehouse: Warehouse = context.resources.warehouse
         failures: list[str] = []
+        synced: list[tuple[Stream, FamilyStats]] = []
         with warehouse.session() as wh, open_reader(getattr(context.resources, resource_key), catalog) as reader:
             wh.ensure_tables([s for s in catalog.streams if s.name in wanted])
             for root in roots:
                 members = [s for s in catalog.family(root.name) if s.name in wanted]
                 try:
-                    results = _sync_family(context, wh, reader, catalog, root, members, wanted, (start, end))
+                    results, stats = _sync_family(context, wh, reader, root, members, wanted, (start, end))
                 except Exception as exc:  # one family failing must not hide the others' results
                     failures.append(f"{root.table}: {exc}")
                     context.log.error(f"{root.table} failed: {exc}")
                     continue
                 yield from results
+                synced.extend((s, stats) for s in members)
+            # Checks run once every family is written, so references see their targets.
+            for s, stats in synced:
+                yield from _checks(context, wh, stats, catalog, s, start)
         if failures:
             raise dg.Failure(
                 description="Some streams failed:\n" + "\n".join(failures),
@@ -171,28 +186,36 @@ def _sync_family(
     context: dg.AssetExecutionContext,
     wh: WarehouseSession,
     reader: SourceReader,
-    catalog: Catalog,
     root: Stream,
     members: list[Stream],
     wanted: set[str],
     window: tuple[datetime, datetime],
-) -> list[Any]:
+) -> tuple[list[dg.MaterializeResult], FamilyStats]:
     start, end = window
     began, requests_before, retries_before = time.perf_counter(), reader.requests, reader.retries
+    read_began = datetime.now(UTC)
     stats = reader.new_stats()
     counts = {s.name: WriteCounts() for s in members}
     batches = 0
+    newest: datetime | None = None
     for batch in reader.read(root, start, end, wanted, stats):
-        cursors = {root: batch.cursor} if batch.cursor and root.name in wanted else None
-        for name, c in wh.write_batch(batch.writes, cursors).items():
+        for name, c in wh.write_batch(batch.writes).items():
             counts[name].add(c)
+        if batch.cursor and (newest is None or batch.cursor > newest):
+            newest = batch.cursor
         batches += 1
+    # Pages are not ordered by the replication key, so the cursor moves only once every page
+    # of the window is committed.
+    wh.write_batch([], {root: newest} if newest and root.name in wanted else None)
+    synced_through = read_began if root.replication == "full_table" else min(end, read_began)
+    for s in members:
+        wh.record_progress(s, synced_through)
     seconds = time.perf_counter() - began
     context.log.info(
         f"{root.table}: {sum(stats.fetched.values())} records in {sum(stats.pages.values())} pages, "
         f"{batches} batches, {seconds:.2f}s"
     )
-    results: list[Any] = []
+    results = []
     for s in members:
         c = counts[s.name]
         metadata: dict[str, Any] = {
@@ -207,23 +230,24 @@ def _sync_family(
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
             "window_start": dg.MetadataValue.text(start.isoformat()),
             "window_end": dg.MetadataValue.text(end.isoformat()),
-            "dagster/column_schema": wh.table_schema(s),
         }
+        if len(wh.columns(s)) > len(s.columns):  # the API added fields: show the table as stored
+            metadata["dagster/column_schema"] = wh.table_schema(s)
         if s is root:
             metadata["api_requests"] = dg.MetadataValue.int(reader.requests - requests_before)
             metadata["api_retries"] = dg.MetadataValue.int(reader.retries - retries_before)
             metadata["records_outside_window"] = dg.MetadataValue.int(stats.outside_window)
         results.append(dg.MaterializeResult(asset_key=dg.AssetKey([s.source, s.name]), metadata=metadata))
-        results.extend(_checks(context, wh, reader, catalog, s))
-    return results
+    return results, stats
 
 
 def _checks(
     context: dg.AssetExecutionContext,
     wh: WarehouseSession,
-    reader: SourceReader,
+    stats: FamilyStats,
     catalog: Catalog,
     s: Stream,
+    start: datetime,
 ) -> Iterator[dg.AssetCheckResult]:
     key = dg.AssetKey([s.source, s.name])
     selected = context.selected_asset_check_keys
@@ -241,15 +265,20 @@ def _checks(
             metadata={"null_key_rows": nulls, "duplicate_keys": dupes, "sample_duplicates": str(sample)},
         )
     if wanted(ROW_COUNT_CHECK):
-        api_total = reader.api_total(s)
-        rows = wh.row_count(s)
+        yield _row_count_check(wh, stats, s, key, start)
+    if wanted(FRESHNESS_CHECK):
+        synced_through = wh.synced_through(s)
+        age_hours = (datetime.now(UTC) - synced_through).total_seconds() / 3600 if synced_through else None
         yield dg.AssetCheckResult(
             asset_key=key,
-            check_name=ROW_COUNT_CHECK,
-            passed=api_total is None or api_total == rows,
+            check_name=FRESHNESS_CHECK,
+            passed=age_hours is not None and age_hours <= s.freshness_hours,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"table_rows": rows, "api_total": api_total if api_total is not None else -1},
-            description=None if api_total is not None else "The API reported no total for this listing.",
+            metadata={
+                "synced_through": synced_through.isoformat() if synced_through else "never",
+                "age_hours": round(age_hours, 2) if age_hours is not None else -1.0,
+                "limit_hours": float(s.freshness_hours),
+            },
         )
     if wanted(REFERENCES_CHECK):
         metadata: dict[str, Any] = {}
@@ -272,3 +301,25 @@ def _checks(
             metadata=metadata,
         )
 
+
+def _row_count_check(
+    wh: WarehouseSession, stats: FamilyStats, s: Stream, key: dg.AssetKey, start: datetime
+) -> dg.AssetCheckResult:
+    """The table against the count the API reported for this very read.
+
+    For a CDC stream the API counts every record updated since the window's start, so the
+    table must hold as many rows updated since then: a shortfall means lost pages or later
+    partitions not loaded yet, a surplus means records deleted in the source.
+    """
+    since = None if s.replication == "full_table" else start
+    rows = wh.row_count(s, since=since)
+    api_total = stats.api_total
+    scope = "whole table" if since is None else f"rows with {s.replication_key} >= {start.isoformat()}"
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=ROW_COUNT_CHECK,
+        passed=api_total is not None and api_total == rows,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"table_rows": rows, "api_total": api_total if api_total is not None else -1, "scope": scope},
+        description=None if api_total is not None else "The API reported no total for this listing.",
+    )

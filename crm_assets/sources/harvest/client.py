@@ -111,12 +111,6 @@ class HarvestSession:
             if url:
                 seen.add(url)
 
-    def total_entries(self, path: str, envelope: str) -> int | None:
-        """The number of records the API reports for an unfiltered listing (one small call)."""
-        body = self.get(self.base + path, {"per_page": 1})
-        total = body.get("total_entries")
-        return int(total) if isinstance(total, int) else None
-
     def get(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET a JSON object, retrying what is worth retrying."""
         cfg = self.config

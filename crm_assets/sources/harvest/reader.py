@@ -38,6 +38,7 @@ class FamilyStats:
     pages: dict[str, int] = field(default_factory=dict)
     fetched: dict[str, int] = field(default_factory=dict)
     outside_window: int = 0
+    api_total: int | None = None  # what the root listing's first page says the filter matches
 
     def count(self, stream: str, pages: int, fetched: int) -> None:
         self.pages[stream] = self.pages.get(stream, 0) + pages
@@ -85,12 +86,6 @@ class HarvestReader:
             stats.outside_window += len(page) - len(kept)
             yield self._batch(root, kept, needed, wanted, stats, snapshot=False)
 
-    def api_total(self, stream: Stream) -> int | None:
-        """The API's own count of a root stream's records, for reconciliation checks."""
-        if not stream.is_root:
-            return None
-        return self.api.total_entries(stream.endpoint, stream.envelope)
-
     def _needed(self, root: Stream, wanted: set[str]) -> list[Stream]:
         """Family members to read: the wanted ones and any parent a wanted one comes from."""
         family = self.catalog.family(root.name)
@@ -102,6 +97,8 @@ class HarvestReader:
 
     def _pages(self, stream: Stream, params: dict, stats: FamilyStats) -> Iterator[list[Any]]:
         for page in self.api.pages(stream.endpoint, stream.envelope, params):
+            if stream.name not in stats.pages and isinstance(page.total_entries, int):
+                stats.api_total = page.total_entries
             stats.count(stream.name, pages=1, fetched=len(page.records))
             yield page.records
 
