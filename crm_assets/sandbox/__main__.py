@@ -1,0 +1,62 @@
+"""``python -m crm_assets.sandbox``: serve the emulated APIs and print where they are.
+
+The ``export`` lines on stdout point the platform at the sandbox (``eval`` them in a shell);
+the final ``# sandbox ready`` line tells scripts and :class:`SandboxProcess` that the server is
+accepting connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shlex
+import sys
+import time
+
+from crm_assets.sandbox import READY_LINE
+from crm_assets.sandbox.harvest import HarvestEmulator
+from crm_assets.sandbox.server import FaultInjector, SandboxServer, serve
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m crm_assets.sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    parser.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiplies the large tables (1 = 5,000 time entries)")
+    parser.add_argument("--faults", default=None,
+                        help="probabilistic faults and rate limits, e.g. harvest:429@0.1,harvest:500@0.05,harvest:rate=100/15")
+    parser.add_argument("--anchor", type=dt.date.fromisoformat, default=None,
+                        help="YYYY-MM-DD; seeded timestamps fall in the 400 days before it (default: today, UTC)")
+    parser.add_argument("--lifetime", type=float, default=0, help="stop after this many seconds (0 = until SIGTERM/SIGINT)")
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    args = parser.parse_args(argv)
+    if args.scale <= 0:
+        parser.error("--scale must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    began = time.monotonic()
+    try:
+        faults = FaultInjector(args.seed, args.faults)
+    except ValueError as exc:
+        print(f"--faults: {exc}", file=sys.stderr)
+        return 2
+    harvest = HarvestEmulator(seed=args.seed, scale=args.scale, anchor=args.anchor, faults=faults)
+    server = SandboxServer((args.host, args.port), [harvest], faults, verbose=args.verbose)
+
+    def announce() -> None:
+        for key, value in server.env().items():
+            print(f"export {key}={shlex.quote(value)}")
+        print(READY_LINE, flush=True)
+        print(f"sandbox: serving {server.url} (seed {args.seed}, scale {args.scale:g}, "
+              f"started in {time.monotonic() - began:.1f}s)", file=sys.stderr, flush=True)
+
+    serve(server, args.lifetime, announce)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
