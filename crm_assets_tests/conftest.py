@@ -1,0 +1,65 @@
+"""Shared fixtures: a real sandbox process over HTTP, a real DuckDB file, real Dagster runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from crm_assets.sandbox import SandboxProcess
+from crm_assets.sources.harvest.assets import harvest_assets
+from crm_assets.sources.harvest.client import HarvestClient
+from crm_assets.warehouse import Warehouse
+
+SANDBOX_LIFETIME_SECONDS = 1800
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxProcess]:
+    """A sandbox per test module; modules that modify data do so on their own copy."""
+    with SandboxProcess(seed=7, scale=1.0, lifetime=SANDBOX_LIFETIME_SECONDS) as sb:
+        yield sb
+
+
+def harvest_resources(sandbox: SandboxProcess, duckdb_path: str, **client_options) -> dict:
+    env = sandbox.env
+    return {
+        "harvest": HarvestClient(
+            access_token=env["HARVEST_ACCESS_TOKEN"],
+            account_id=env["HARVEST_ACCOUNT_ID"],
+            api_url=env["HARVEST_API_URL"],
+            **client_options,
+        ),
+        "warehouse": Warehouse(duckdb=DuckDBResource(database=duckdb_path)),
+    }
+
+
+def today() -> str:
+    return datetime.now(UTC).date().isoformat()
+
+
+def materialize_harvest(
+    resources: dict,
+    first: str,
+    last: str | None = None,
+    selection: list[str] | None = None,
+    instance: dg.DagsterInstance | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """Materialize Harvest tables for the days first..last as one real Dagster run."""
+    keys = None if selection is None else [dg.AssetKey(["harvest", name]) for name in selection]
+    tags = {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last or first,
+    }
+    return dg.materialize(
+        [harvest_assets],
+        resources=resources,
+        selection=keys,
+        tags=tags,
+        instance=instance,
+        raise_on_error=raise_on_error,
+    )
