@@ -1,0 +1,145 @@
+"""Harvest backfill speed and memory, against plain fetch-and-parse of the same pages.
+
+Starts a sandbox with N time entries, then measures, each in a fresh process so that peak
+RSS belongs to that measurement alone:
+
+- baseline: GET every page of /time_entries with requests, following links.next, and parse
+  it with the standard library (`response.json()`), keeping nothing;
+- baseline (orjson): the same with orjson, the parser our client uses;
+- crm_assets: a real Dagster run that backfills harvest/time_entries (and its pair table)
+  into a new DuckDB file over the sandbox's whole range.
+
+Prints rows/s, seconds and peak RSS for each, and our share of each baseline's rate.
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fetch_and_parse(env: dict[str, str], parser: str) -> dict:
+    import orjson
+    import requests
+
+    session = requests.Session()
+    session.headers.update(
+        {
+            "Authorization": f"Bearer {env['HARVEST_ACCESS_TOKEN']}",
+            "Harvest-Account-Id": env["HARVEST_ACCOUNT_ID"],
+            "User-Agent": "crm_assets benchmark",
+        }
+    )
+    url = f"{env['HARVEST_API_URL']}/time_entries?per_page=2000"
+    rows = pages = 0
+    began = time.perf_counter()
+    while url:
+        resp = session.get(url, timeout=60)
+        resp.raise_for_status()
+        body = resp.json() if parser == "json" else orjson.loads(resp.content)
+        rows += len(body["time_entries"])
+        pages += 1
+        url = body["links"]["next"]
+    return {"rows": rows, "pages": pages, "seconds": time.perf_counter() - began}
+
+
+def crm_assets_backfill(env: dict[str, str]) -> dict:
+    os.environ.update(env)
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from crm_assets.sources.harvest.assets import harvest_assets
+    from crm_assets.sources.harvest.client import HarvestClient
+    from crm_assets.warehouse import Warehouse
+
+    with tempfile.TemporaryDirectory() as tmp:
+        resources = {
+            "harvest": HarvestClient(
+                access_token=env["HARVEST_ACCESS_TOKEN"],
+                account_id=env["HARVEST_ACCOUNT_ID"],
+                api_url=env["HARVEST_API_URL"],
+            ),
+            "warehouse": Warehouse(duckdb=DuckDBResource(database=f"{tmp}/crm.duckdb")),
+        }
+        began = time.perf_counter()
+        result = dg.materialize(
+            [harvest_assets],
+            resources=resources,
+            selection=[dg.AssetKey(["harvest", "time_entries"]), dg.AssetKey(["harvest", "time_entry_external_reference"])],
+            tags={
+                "dagster/asset_partition_range_start": env["HARVEST_START_DATE"],
+                "dagster/asset_partition_range_end": datetime.now(UTC).date().isoformat(),
+            },
+        )
+        seconds = time.perf_counter() - began
+        meta = {
+            e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
+            for e in result.get_asset_materialization_events()
+        }["time_entries"]
+    return {
+        "rows": meta["rows_written"].value,
+        "pages": meta["pages"].value,
+        "seconds": seconds,
+        "sync_seconds": meta["seconds"].value,
+    }
+
+
+def run_worker(kind: str, env: dict[str, str]) -> dict:
+    """Run one measurement in a fresh interpreter and return its figures."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", kind],
+        input=json.dumps(env), capture_output=True, text=True, check=True, cwd=ROOT,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--time-entries", type=int, nargs="+", default=[50_000, 200_000])
+    parser.add_argument("--worker", choices=["json", "orjson", "crm_assets"])
+    args = parser.parse_args()
+    if args.worker:
+        env = json.loads(sys.stdin.read())
+        figures = crm_assets_backfill(env) if args.worker == "crm_assets" else fetch_and_parse(env, args.worker)
+        figures["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(figures))
+        return
+
+    from crm_assets.sandbox import SandboxProcess
+
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    for entries in args.time_entries:
+        scale = entries / 5000
+        with SandboxProcess(seed=1, scale=scale, lifetime=3600) as sandbox:
+            print(f"\n{entries:,} time entries (sandbox scale {scale:g})")
+            results = {kind: run_worker(kind, sandbox.env) for kind in ("json", "orjson", "crm_assets")}
+        for kind, r in results.items():
+            rate = r["rows"] / r["seconds"]
+            line = f"  {kind:10} {r['rows']:>9,} rows {r['pages']:>4} pages {r['seconds']:7.2f} s {rate:>10,.0f} rows/s  peak RSS {r['peak_rss_mb']:6.0f} MB"
+            if kind == "crm_assets":
+                line += f"  (sync step {r['sync_seconds']:.2f} s)"
+            print(line)
+        ours = results["crm_assets"]["rows"] / results["crm_assets"]["seconds"]
+        for kind in ("json", "orjson"):
+            base = results[kind]["rows"] / results[kind]["seconds"]
+            print(f"  crm_assets / fetch-and-parse ({kind}): {ours / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
