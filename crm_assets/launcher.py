@@ -46,6 +46,7 @@ def demo() -> int:
         job = defs.resolve_implicit_global_asset_job_def()
         result = job.execute_in_process(
             instance=dg.DagsterInstance.get(),
+            run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
             tags={
                 "dagster/asset_partition_range_start": first,
                 "dagster/asset_partition_range_end": last,

@@ -161,7 +161,7 @@ def _fit(array: pa.Array | None, column_type: str) -> pa.Array | None:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_null(t):
-        return pa.nulls(len(array), target)
+        return pa.nulls(len(array), _PARSED.get(column_type, target))
     if column_type in _PARSED:
         if not pa.types.is_string(t):
             return None

@@ -237,7 +237,10 @@ class WarehouseSession:
             if types.get(n) in _SQL_CASTS and pa.types.is_string(arrow.schema.field(n).type)
         }
         pk = stream.primary_key
-        unique = len(pk) == 1 and pc.count_distinct(arrow.column(pk[0])).as_py() == arrow.num_rows
+        if len(pk) == 1:
+            unique = pc.count_distinct(arrow.column(pk[0])).as_py() == arrow.num_rows
+        else:
+            unique = arrow.group_by(list(pk)).aggregate([]).num_rows == arrow.num_rows
         if not casts and unique:
             return src, names, arrow.num_rows
         exprs = [f"CAST({q(n)} AS {casts[n]}) AS {q(n)}" if n in casts else q(n) for n in names]

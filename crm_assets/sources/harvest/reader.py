@@ -82,9 +82,11 @@ class HarvestReader:
             params["updated_since"] = format_timestamp(start - timedelta(seconds=1))
         lo, hi = format_timestamp(start), format_timestamp(end)
         for page in self._pages(root, params, stats):
-            kept = self._in_window(root, page, lo, hi)
+            kept, newest = self._in_window(root, page, lo, hi)
             stats.outside_window += len(page) - len(kept)
-            yield self._batch(root, kept, needed, wanted, stats, snapshot=False)
+            batch = self._batch(root, kept, needed, wanted, stats, snapshot=False)
+            batch.cursor = _parse(newest) if newest else None
+            yield batch
 
     def _needed(self, root: Stream, wanted: set[str]) -> list[Stream]:
         """Family members to read: the wanted ones and any parent a wanted one comes from."""
@@ -102,16 +104,23 @@ class HarvestReader:
             stats.count(stream.name, pages=1, fetched=len(page.records))
             yield page.records
 
-    def _in_window(self, stream: Stream, records: list[Any], lo: str, hi: str) -> list[Any]:
+    def _in_window(self, stream: Stream, records: list[Any], lo: str, hi: str) -> tuple[list[Any], str]:
+        """The records whose replication key is in [lo, hi), and the newest such key.
+
+        Keys are compared as text in Harvest's fixed ``YYYY-MM-DDTHH:MM:SSZ`` form, which
+        sorts like the instants it names; any other form is normalised to it first.
+        """
         key = stream.replication_key
-        kept = []
+        kept, newest = [], ""
         for i, r in enumerate(records):
             value = r.get(key) if isinstance(r, dict) else None
             if type(value) is not str or len(value) != 20 or value[19] != "Z":
                 value = _normalise_timestamp(stream, key, r, i)
             if lo <= value < hi:
                 kept.append(r)
-        return kept
+                if value > newest:
+                    newest = value
+        return kept, newest
 
     def _batch(
         self,
@@ -144,10 +153,7 @@ class HarvestReader:
                 mode = "snapshot" if snapshot else "replace"
                 write = TableWrite(s, recs, mode, parent_ids=roots, scope=root_ids, consumed_keys=consumed)
             writes.append(write)
-        cursor = None
-        if root.replication_key and records and not snapshot:
-            cursor = max(_parse(r[root.replication_key]) for r in records)
-        return Batch(writes=writes, cursor=cursor, fetched=len(records))
+        return Batch(writes=writes, cursor=None, fetched=len(records))
 
     def _derive(self, child: Stream, parents: list[Any], roots: list[Any]) -> tuple[list, list]:
         out, out_roots = [], []
