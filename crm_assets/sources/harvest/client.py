@@ -11,7 +11,9 @@ header and never appears in an error or log line.
 
 from __future__ import annotations
 
+import queue
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from pydantic import Field
 DEFAULT_API_URL = "https://api.harvestapp.com/v2"
 MAX_PER_PAGE = 2000
 MAX_RETRY_AFTER_SECONDS = 900.0
+READ_AHEAD_PAGES = 1
 
 
 class HarvestApiError(RuntimeError):
@@ -80,6 +83,7 @@ class HarvestSession:
         )
         self.requests = 0
         self.retries = 0
+        self._counting = threading.Lock()
 
     def close(self) -> None:
         self.http.close()
@@ -90,8 +94,18 @@ class HarvestSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def pages(self, path: str, envelope: str, params: dict[str, Any] | None = None) -> Iterator[Page]:
-        """Every page of a listing: the first URL built from `params`, then `links.next`."""
+    def pages(
+        self, path: str, envelope: str, params: dict[str, Any] | None = None, read_ahead: bool = False
+    ) -> Iterator[Page]:
+        """Every page of a listing: the first URL built from `params`, then `links.next`.
+
+        With `read_ahead`, later pages are fetched and parsed in a thread while the caller
+        works on the current ones; at most `READ_AHEAD_PAGES` wait, so memory stays flat.
+        """
+        listing = self._listing(path, envelope, params)
+        return _read_ahead(listing) if read_ahead else listing
+
+    def _listing(self, path: str, envelope: str, params: dict[str, Any] | None) -> Iterator[Page]:
         url: str | None = self.base + path
         query: dict[str, Any] | None = {**(params or {}), "per_page": self.config.per_page}
         seen: set[str] = set()
@@ -116,9 +130,9 @@ class HarvestSession:
         cfg = self.config
         failure = ""
         for attempt in range(cfg.max_retries + 1):
-            if attempt:
-                self.retries += 1
-            self.requests += 1
+            with self._counting:
+                self.retries += attempt > 0
+                self.requests += 1
             try:
                 resp = self.http.get(url, params=params, timeout=cfg.timeout_seconds)
             except requests.RequestException as exc:
@@ -157,6 +171,43 @@ class HarvestSession:
         cfg = self.config
         delay = min(cfg.max_backoff_seconds, cfg.backoff_seconds * 2**attempt)
         return delay * (0.5 + random.random() / 2)
+
+
+_DONE = object()
+
+
+def _read_ahead(pages: Iterator[Page]) -> Iterator[Page]:
+    slot: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD_PAGES)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not hand_over(page):
+                    return
+            hand_over(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            hand_over(exc)
+
+    worker = threading.Thread(target=produce, name="harvest-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := slot.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _retry_after(header: str | None, fallback: float) -> float:

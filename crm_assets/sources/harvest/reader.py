@@ -98,7 +98,7 @@ class HarvestReader:
         return [s for s in family if s.name in keep and not s.is_root]
 
     def _pages(self, stream: Stream, params: dict, stats: FamilyStats) -> Iterator[list[Any]]:
-        for page in self.api.pages(stream.endpoint, stream.envelope, params):
+        for page in self.api.pages(stream.endpoint, stream.envelope, params, read_ahead=True):
             if stream.name not in stats.pages and isinstance(page.total_entries, int):
                 stats.api_total = page.total_entries
             stats.count(stream.name, pages=1, fetched=len(page.records))

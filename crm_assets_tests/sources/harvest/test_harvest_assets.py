@@ -132,7 +132,8 @@ class TestChangeDataCapture:
     """Changes made in the sandbox today reach exactly the rows they touch."""
 
     @pytest.fixture(scope="class")
-    def changed(self, tmp_path_factory):
+    @classmethod
+    def changed(cls, tmp_path_factory):
         with SandboxProcess(seed=11, scale=1.0, lifetime=SANDBOX_LIFETIME_SECONDS) as sb:
             path = str(tmp_path_factory.mktemp("cdc") / "crm.duckdb")
             resources = harvest_resources(sb, path)
