@@ -21,7 +21,6 @@ from crm_assets.catalog import Catalog, Stream
 from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
 
 OWNERS = ["team:data-platform"]
-BATCH_RECORDS = 10_000  # parent records per write transaction
 PRIMARY_KEY_CHECK = "primary_key_unique_and_not_null"
 ROW_COUNT_CHECK = "row_count_matches_api"
 REFERENCES_CHECK = "references_resolve"
@@ -165,7 +164,9 @@ def build_source_assets(
             for root in roots:
                 members = [s for s in catalog.family(root.name) if s.name in wanted]
                 try:
-                    results, stats = _sync_family(context, wh, reader, root, members, wanted, (start, end))
+                    results, stats = _sync_family(
+                        context, wh, reader, root, members, wanted, (start, end), warehouse.batch_records
+                    )
                 except Exception as exc:  # one family failing must not hide the others' results
                     failures.append(f"{root.table}: {exc}")
                     context.log.error(f"{root.table} failed: {exc}")
@@ -184,7 +185,7 @@ def build_source_assets(
     return _tables
 
 
-def _coalesce(batches: Iterator[Any], max_records: int = BATCH_RECORDS) -> Iterator[tuple[list[TableWrite], Any]]:
+def _coalesce(batches: Iterator[Any], max_records: int) -> Iterator[tuple[list[TableWrite], Any]]:
     """Join consecutive page batches into writes of about `max_records` parent records.
 
     Each write is one transaction, so fewer, larger writes cut DuckDB's per-statement and
@@ -221,6 +222,7 @@ def _sync_family(
     members: list[Stream],
     wanted: set[str],
     window: tuple[datetime, datetime],
+    batch_records: int,
 ) -> tuple[list[dg.MaterializeResult], FamilyStats]:
     start, end = window
     began, requests_before, retries_before = time.perf_counter(), reader.requests, reader.retries
@@ -229,7 +231,7 @@ def _sync_family(
     counts = {s.name: WriteCounts() for s in members}
     batches = 0
     newest: datetime | None = None
-    for writes, cursor in _coalesce(reader.read(root, start, end, wanted, stats)):
+    for writes, cursor in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):
         for name, c in wh.write_batch(writes).items():
             counts[name].add(c)
         if cursor and (newest is None or cursor > newest):

@@ -24,7 +24,9 @@ def sandbox() -> Iterator[SandboxProcess]:
         yield sb
 
 
-def harvest_resources(sandbox: SandboxProcess, duckdb_path: str, **client_options) -> dict:
+def harvest_resources(
+    sandbox: SandboxProcess, duckdb_path: str, batch_records: int = 10_000, **client_options
+) -> dict:
     env = sandbox.env
     return {
         "harvest": HarvestClient(
@@ -33,7 +35,7 @@ def harvest_resources(sandbox: SandboxProcess, duckdb_path: str, **client_option
             api_url=env["HARVEST_API_URL"],
             **client_options,
         ),
-        "warehouse": Warehouse(duckdb=DuckDBResource(database=duckdb_path)),
+        "warehouse": Warehouse(duckdb=DuckDBResource(database=duckdb_path), batch_records=batch_records),
     }
 
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 from filelock import FileLock
+from pydantic import Field
 
 from crm_assets.catalog import Column, Stream
 from crm_assets.warehouse.records import (
@@ -107,6 +108,9 @@ class Warehouse(dg.ConfigurableResource):
 
     duckdb: DuckDBResource
     lock_timeout_seconds: float = 3600.0
+    batch_records: int = Field(
+        default=10_000, ge=1, description="Parent records per write transaction (memory vs speed)."
+    )
 
     @contextlib.contextmanager
     def session(self) -> Iterator[WarehouseSession]:

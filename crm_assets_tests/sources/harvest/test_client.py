@@ -84,3 +84,18 @@ def test_the_token_never_reaches_the_run_history(sandbox, tmp_path):
         records = instance.get_records_for_run(result.run_id).records
         assert records
         assert all(token not in dg.serialize_value(r.event_log_entry) for r in records)
+
+
+def test_read_ahead_yields_every_page_in_order_and_raises_the_fetch_error(sandbox):
+    truth = [r["id"] for r in sandbox.harvest_records("time_entries")]
+    with client(sandbox, per_page=700).open() as api:
+        ids = [r["id"] for p in api.pages("/time_entries", "time_entries", read_ahead=True) for r in p.records]
+    assert ids == truth
+    with client(sandbox, per_page=700, max_retries=0).open() as api:
+        pages = api.pages("/time_entries", "time_entries", read_ahead=True)
+        first = next(pages)
+        sandbox.inject_fault("harvest", status=500, count=5)
+        with pytest.raises(HarvestApiError, match="HTTP 500"):
+            list(pages)
+    sandbox.clear_faults()
+    assert first.records

@@ -33,7 +33,10 @@ def snapshot(path: str) -> dict[str, set[tuple]]:
 @pytest.fixture(scope="module")
 def full_load(sandbox: SandboxProcess, tmp_path_factory) -> tuple[str, dg.ExecuteInProcessResult]:
     path = str(tmp_path_factory.mktemp("full") / "crm.duckdb")
-    result = materialize_harvest(harvest_resources(sandbox, path), sandbox.env["HARVEST_START_DATE"], today())
+    # Small pages joined into writes of a few pages each: every table also goes through
+    # the path that merges page batches (and their children's scopes) into one transaction.
+    resources = harvest_resources(sandbox, path, batch_records=1200, per_page=500)
+    result = materialize_harvest(resources, sandbox.env["HARVEST_START_DATE"], today())
     return path, result
 
 
