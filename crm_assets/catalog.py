@@ -75,6 +75,18 @@ class Stream:
         """A child read out of its parent's records, with no request of its own."""
         return self.parent is not None and self.path is not None
 
+    def key_tree(self) -> dict[str, Any]:
+        """The record keys the columns read: {key: subtree, or None for a leaf}."""
+        tree: dict[str, Any] = {}
+        for col in self.columns:
+            if not col.path:
+                continue
+            node = tree
+            for key in col.path[:-1]:
+                node = node.setdefault(key, {})
+            node.setdefault(col.path[-1], None)
+        return tree
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:

@@ -165,14 +165,7 @@ def record_shape(catalog: Catalog, stream: Stream) -> tuple[dict[str, Any], dict
     streams that the tree lacks (``line_items``, ``user_ids``, ``task_assignments``) to the keys
     each element must at least contain (``None`` for scalar arrays).
     """
-    tree: dict[str, Any] = {}
-    for col in stream.columns:
-        if not col.path:
-            continue
-        node = tree
-        for key in col.path[:-1]:
-            node = node.setdefault(key, {})
-        node.setdefault(col.path[-1], None)
+    tree = stream.key_tree()
     derived: dict[str, Any] = {}
     for child in catalog.children(stream.name):
         if child.is_derived and child.path not in tree:

@@ -58,14 +58,7 @@ def infer(records: list[Any]) -> pa.Array | None:
 
 def known_keys(stream: Stream, derived_paths: Sequence[str] = ()) -> dict[str, Any]:
     """The tree of keys the catalog expects in a record: {key: subtree or None for a leaf}."""
-    tree: dict[str, Any] = {}
-    for col in stream.columns:
-        if not col.path:
-            continue
-        node = tree
-        for key in col.path[:-1]:
-            node = node.setdefault(key, {})
-        node.setdefault(col.path[-1], None)
+    tree = stream.key_tree()
     for path in derived_paths:
         tree.setdefault(path, None)
     return tree
