@@ -1,16 +1,17 @@
 """Build a source's Dagster assets and checks from its catalog.
 
 Each source becomes one subsettable multi-asset with an asset per table. Its run reads the
-partition window from the API once, writes page batches through one warehouse session (one
-DuckDB writer, no lock hand-offs between steps), and computes the tables' checks in the same
-step. A range of daily partitions is one run and one pass over the API.
+partition window from the API once, writes batches of pages through one warehouse session
+(one DuckDB writer, no lock hand-offs between steps), and computes the tables' checks in the
+same step once every table is written. A range of daily partitions is one run and one pass
+over the API.
 """
 
 
 import contextlib
 import time
-from dataclasses import replace
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -197,13 +198,18 @@ def _coalesce(batches: Iterator[Any], max_records: int) -> Iterator[tuple[list[T
         for w in batch.writes:
             held = pending.get(w.stream.name)
             if held is None:
-                pending[w.stream.name] = replace(w, records=list(w.records))
-            else:
-                held.records.extend(w.records)
-                if w.parent_ids is not None:
-                    held.parent_ids = [*(held.parent_ids or []), *w.parent_ids]
-                if w.scope is not None:
-                    held.scope = [*(held.scope or []), *w.scope]
+                pending[w.stream.name] = replace(
+                    w,
+                    records=list(w.records),
+                    parent_ids=None if w.parent_ids is None else list(w.parent_ids),
+                    scope=None if w.scope is None else list(w.scope),
+                )
+                continue
+            held.records.extend(w.records)
+            if held.parent_ids is not None:
+                held.parent_ids.extend(w.parent_ids or ())
+            if held.scope is not None:
+                held.scope.extend(w.scope or ())
         if batch.cursor and (cursor is None or batch.cursor > cursor):
             cursor = batch.cursor
         size += batch.fetched

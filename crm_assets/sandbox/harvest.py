@@ -39,7 +39,6 @@ from urllib.parse import urlencode
 
 from crm_assets.catalog import Catalog, Stream
 from crm_assets.sandbox.harvest_data import (
-    DAY,
     HISTORY_DAYS,
     Dataset,
     Mutator,

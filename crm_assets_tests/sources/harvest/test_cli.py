@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
-
-from datetime import UTC, datetime, timedelta
 
 from crm_assets_tests.conftest import today
 from crm_assets_tests.harvest_truth import ALL_TABLES, assert_table_matches, expected_rows
