@@ -121,6 +121,8 @@ class Warehouse(dg.ConfigurableResource):
             lock = FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds)
         with lock, self.duckdb.get_connection() as conn:
             conn.execute("SET TimeZone = 'UTC'")
+            # Checkpoint (compress the WAL into the file) once per large load, not every 16 MB.
+            conn.execute("SET checkpoint_threshold = '1GB'")
             yield WarehouseSession(conn)
 
 
