@@ -193,3 +193,25 @@ class TestChangeDataCapture:
             newest = conn.execute("SELECT max(updated_at) FROM harvest.time_entries").fetchone()[0]
         assert cursor == newest
         assert cursor.astimezone(UTC).date() == datetime.now(UTC).date()
+
+
+def test_freshness_and_row_count_checks_fail_until_the_recent_days_are_loaded(sandbox, tmp_path):
+    """An old partition alone leaves the table stale and short of what the API counts."""
+    path = str(tmp_path / "crm.duckdb")
+    resources = harvest_resources(sandbox, path)
+    old = (datetime.now(UTC).date() - timedelta(days=100)).isoformat()
+
+    def checks(result) -> dict[str, bool]:
+        return {
+            e.check_name: e.passed
+            for e in result.get_asset_check_evaluations()
+            if e.asset_key == dg.AssetKey(["harvest", "time_entries"])
+        }
+
+    stale = checks(materialize_harvest(resources, old, selection=["time_entries"]))
+    assert stale["fresh"] is False
+    assert stale["row_count_matches_api"] is False  # records updated after that day are missing
+    assert stale["primary_key_unique_and_not_null"] is True
+    caught_up = checks(materialize_harvest(resources, old, today(), selection=["time_entries"]))
+    assert caught_up["fresh"] is True
+    assert caught_up["row_count_matches_api"] is True
