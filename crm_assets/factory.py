@@ -250,32 +250,33 @@ def _sync_family(
     for s in members:
         wh.record_progress(s, synced_through)
     seconds = time.perf_counter() - began
+    requests, retries = reader.requests - requests_before, reader.retries - retries_before
     context.log.info(
-        f"{root.table}: {sum(stats.fetched.values())} records in {sum(stats.pages.values())} pages, "
-        f"{batches} batches, {seconds:.2f}s"
+        f"{root.table}: {sum(stats.fetched.values())} records in {sum(stats.pages.values())} pages "
+        f"({requests} requests, {retries} retries, {stats.outside_window} records outside the window), "
+        f"{batches} write batches, {seconds:.2f}s"
     )
     results = []
     for s in members:
         c = counts[s.name]
+        # Dagster copies this onto the event of every day in the range, so it stays lean: each
+        # entry costs about 1.5 s per 10,000 (table, day) events.
         metadata: dict[str, Any] = {
             "dagster/row_count": dg.MetadataValue.int(wh.row_count(s)),
             "rows_written": dg.MetadataValue.int(c.written),
             "rows_inserted": dg.MetadataValue.int(c.inserted),
             "rows_updated": dg.MetadataValue.int(c.updated),
-            "rows_deleted": dg.MetadataValue.int(c.deleted),
-            "rows_unchanged": dg.MetadataValue.int(c.unchanged),
-            "records_fetched": dg.MetadataValue.int(stats.fetched.get(s.name, 0)),
             "pages": dg.MetadataValue.int(stats.pages.get(s.name, 0)),
             "seconds": dg.MetadataValue.float(round(seconds, 3)),
-            "window_start": dg.MetadataValue.text(start.isoformat()),
-            "window_end": dg.MetadataValue.text(end.isoformat()),
         }
+        if s is root:
+            metadata["api_requests"] = dg.MetadataValue.int(requests)
+            if retries:
+                metadata["api_retries"] = dg.MetadataValue.int(retries)
+        else:
+            metadata["rows_deleted"] = dg.MetadataValue.int(c.deleted)
         if len(wh.columns(s)) > len(s.columns):  # the API added fields: show the table as stored
             metadata["dagster/column_schema"] = wh.table_schema(s)
-        if s is root:
-            metadata["api_requests"] = dg.MetadataValue.int(reader.requests - requests_before)
-            metadata["api_retries"] = dg.MetadataValue.int(reader.retries - retries_before)
-            metadata["records_outside_window"] = dg.MetadataValue.int(stats.outside_window)
         results.append(dg.MaterializeResult(asset_key=dg.AssetKey([s.source, s.name]), metadata=metadata))
     return results, stats
 
