@@ -33,6 +33,7 @@ class FamilyStats(Protocol):
     fetched: dict[str, int]
     outside_window: int
     api_total: int | None
+    newest: datetime | None
 
 
 class SourceReader(Protocol):
@@ -186,14 +187,14 @@ def build_source_assets(
     return _tables
 
 
-def _coalesce(batches: Iterator[Any], max_records: int) -> Iterator[tuple[list[TableWrite], Any]]:
+def _coalesce(batches: Iterator[Any], max_records: int) -> Iterator[list[TableWrite]]:
     """Join consecutive page batches into writes of about `max_records` parent records.
 
     Each write is one transaction, so fewer, larger writes cut DuckDB's per-statement and
     per-commit costs, while memory stays bounded by `max_records`, not by the table.
     """
     pending: dict[str, TableWrite] = {}
-    cursor, size = None, 0
+    size = 0
     for batch in batches:
         for w in batch.writes:
             held = pending.get(w.stream.name)
@@ -210,14 +211,12 @@ def _coalesce(batches: Iterator[Any], max_records: int) -> Iterator[tuple[list[T
                 held.parent_ids.extend(w.parent_ids or ())
             if held.scope is not None:
                 held.scope.extend(w.scope or ())
-        if batch.cursor and (cursor is None or batch.cursor > cursor):
-            cursor = batch.cursor
         size += batch.fetched
         if size >= max_records:
-            yield list(pending.values()), cursor
-            pending, cursor, size = {}, None, 0
-    if pending or cursor:
-        yield list(pending.values()), cursor
+            yield list(pending.values())
+            pending, size = {}, 0
+    if pending:
+        yield list(pending.values())
 
 
 def _sync_family(
@@ -236,16 +235,14 @@ def _sync_family(
     stats = reader.new_stats()
     counts = {s.name: WriteCounts() for s in members}
     batches = 0
-    newest: datetime | None = None
-    for writes, cursor in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):
+    for writes in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):
         for name, c in wh.write_batch(writes).items():
             counts[name].add(c)
-        if cursor and (newest is None or cursor > newest):
-            newest = cursor
         batches += 1
     # Pages are not ordered by the replication key, so the cursor moves only once every page
     # of the window is committed.
-    wh.write_batch([], {root: newest} if newest and root.name in wanted else None)
+    if stats.newest and root.name in wanted:
+        wh.write_batch([], {root: stats.newest})
     synced_through = read_began if root.replication == "full_table" else min(end, read_began)
     for s in members:
         wh.record_progress(s, synced_through)

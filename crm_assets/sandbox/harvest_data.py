@@ -553,6 +553,22 @@ class Seeder:
             out.append({"name": f"{first} {last}", "email": f"{ascii_slug(first)}.{ascii_slug(last)}{j}@{ascii_slug(client_name)[:12] or 'client'}.example"})
         return out
 
+    def document_terms(self, rng: random.Random, i: int, creator: Record) -> Record:
+        """The fields invoices and estimates share; amounts are filled by `apply_totals`."""
+        return {
+            "creator": self.user_ref[creator["id"]],
+            "client_key": f"{rng.getrandbits(160):040x}",
+            "number": str(1001 + i),
+            "purchase_order": rng.choice(["", "", None, f"PO-{rng.randint(1000, 9999)}"]),
+            "amount": 0.0,
+            "tax": rng.choice([None, 5.0, 8.25, 20.0]),
+            "tax_amount": 0.0,
+            "tax2": rng.choice([None, None, 2.0]),
+            "tax2_amount": 0.0,
+            "discount": rng.choice([None, None, 10.0, 2.5]),
+            "discount_amount": 0.0,
+        }
+
     def estimates(self) -> None:
         rng = self.rng("estimates")
         n = self.scaled(40)
@@ -581,17 +597,7 @@ class Seeder:
             est = {
                 "id": eid,
                 "client": self.client_ref[client["id"]],
-                "creator": self.user_ref[creator["id"]],
-                "client_key": f"{rng.getrandbits(160):040x}",
-                "number": str(1001 + i),
-                "purchase_order": rng.choice(["", "", None, f"PO-{rng.randint(1000, 9999)}"]),
-                "amount": 0.0,
-                "tax": rng.choice([None, 5.0, 8.25, 20.0]),
-                "tax_amount": 0.0,
-                "tax2": rng.choice([None, None, 2.0]),
-                "tax2_amount": 0.0,
-                "discount": rng.choice([None, None, 10.0, 2.5]),
-                "discount_amount": 0.0,
+                **self.document_terms(rng, i, creator),
                 "subject": f"{rng.choice(PROJECT_NAMES)} — estimate",
                 "notes": self.notes(rng, long_rate=0.05, null_rate=0.2),
                 "currency": client["currency"],
@@ -691,18 +697,8 @@ class Seeder:
                 "client": self.client_ref[client["id"]],
                 "estimate": {"id": rng.choice(estimates)["id"]} if estimates and rng.random() < 0.3 else None,
                 "retainer": {"id": 89_000 + i} if rng.random() < 0.03 else None,
-                "creator": self.user_ref[creator["id"]],
-                "client_key": f"{rng.getrandbits(160):040x}",
-                "number": str(1001 + i),
-                "purchase_order": rng.choice(["", "", None, f"PO-{rng.randint(1000, 9999)}"]),
-                "amount": 0.0,
+                **self.document_terms(rng, i, creator),
                 "due_amount": 0.0,
-                "tax": rng.choice([None, 5.0, 8.25, 20.0]),
-                "tax_amount": 0.0,
-                "tax2": rng.choice([None, None, 2.0]),
-                "tax2_amount": 0.0,
-                "discount": rng.choice([None, None, 10.0, 2.5]),
-                "discount_amount": 0.0,
                 "subject": f"{client_projects[0]['name']} — {iso_day(issue)[:7]}",
                 "notes": self.notes(rng, long_rate=0.05, null_rate=0.2),
                 "currency": client["currency"],

@@ -225,7 +225,12 @@ def _python_column(stream: Stream, col: Column, values: list, records: list[Any]
                 f"should be {kind}, got {type(v).__name__} {str(v)[:80]!r}"
             )
     array = pa.array(values, ARROW_TYPES[kind])
-    return array.cast(_PARSED[kind]) if kind in _PARSED and _parses(array, kind) else array
+    if kind in _PARSED:
+        try:
+            return array.cast(_PARSED[kind])
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # left as text: DuckDB casts it and names a bad value
+    return array
 
 
 def _value_fits(v: Any, kind: str) -> bool:
@@ -236,11 +241,3 @@ def _value_fits(v: Any, kind: str) -> bool:
     if kind == "BOOLEAN":
         return type(v) is bool
     return isinstance(v, str)
-
-
-def _parses(array: pa.Array, kind: str) -> bool:
-    try:
-        array.cast(_PARSED[kind])
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return False
-    return True

@@ -1,6 +1,6 @@
 """The DuckDB warehouse: the one module that writes SQL against the warehouse file.
 
-Writes are idempotent and transactional. Each batch (a page of parents with all their
+Writes are idempotent and transactional. Each batch (pages of parents with all their
 children) is applied in one transaction with one of three rules:
 
 - ``merge``: upsert by primary key; an incoming row replaces the stored one only when its
@@ -9,8 +9,8 @@ children) is applied in one transaction with one of three rules:
 - ``snapshot``: the whole table becomes exactly the incoming rows (full-table streams).
 
 Rows that do not change keep their ``_synced_at``, so running a partition twice leaves the
-tables identical. Stream cursors live in ``crm_assets_state`` and move in the same
-transaction as the rows they describe.
+tables identical. Stream cursors live in ``crm_assets_state`` and only move inside a write
+transaction; the asset factory moves a stream's cursor once its whole window is committed.
 """
 
 from __future__ import annotations
@@ -151,11 +151,7 @@ class WarehouseSession:
             self._run(
                 f"CREATE TABLE IF NOT EXISTS {table_ref(s)} ({defs}, {q(SYNCED_AT)} TIMESTAMPTZ)"
             )
-            existing = self._run(
-                """SELECT column_name, data_type, comment FROM duckdb_columns()
-                   WHERE schema_name = ? AND table_name = ? ORDER BY column_index""",
-                [s.source, s.name],
-            )
+            existing = self._table_columns(s)
             names = {name for name, _, _ in existing}
             for c in s.columns:
                 if c.name not in names:
@@ -166,13 +162,13 @@ class WarehouseSession:
                 *(_extra_column(*row) for row in existing if row[0] not in declared),
             ]
 
-    def _table_columns(self, s: Stream) -> dict[str, str]:
-        rows = self._run(
-            """SELECT column_name, data_type FROM information_schema.columns
-               WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position""",
+    def _table_columns(self, s: Stream) -> list[tuple[str, str, str | None]]:
+        """(name, type, comment) of each stored column, in table order."""
+        return self._run(
+            """SELECT column_name, data_type, comment FROM duckdb_columns()
+               WHERE schema_name = ? AND table_name = ? ORDER BY column_index""",
             [s.source, s.name],
         )
-        return dict(rows)
 
     def columns(self, stream: Stream) -> list[Column]:
         """The table's columns: the catalog's plus any the API added since."""
@@ -183,7 +179,7 @@ class WarehouseSession:
         return dg.TableSchema(
             columns=[
                 dg.TableColumn(name, typ.lower())
-                for name, typ in self._table_columns(stream).items()
+                for name, typ, _ in self._table_columns(stream)
             ]
         )
 

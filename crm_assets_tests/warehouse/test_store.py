@@ -175,22 +175,25 @@ def test_ensure_tables_creates_schema_table_and_state(warehouse):
         assert (schema.columns[-1].name, schema.columns[-1].type) == ("_synced_at", "timestamp with time zone")
 
 
+CONTACT_DDL = [
+    ("id", "BIGINT"),
+    ("client__id", "BIGINT"),
+    ("client__name", "VARCHAR"),
+    ("title", "VARCHAR"),
+    ("first_name", "VARCHAR"),
+    ("last_name", "VARCHAR"),
+    ("email", "VARCHAR"),
+    ("phone_office", "VARCHAR"),
+    ("phone_mobile", "VARCHAR"),
+    ("fax", "VARCHAR"),
+    ("created_at", "TIMESTAMP WITH TIME ZONE"),
+    ("updated_at", "TIMESTAMP WITH TIME ZONE"),
+    ("_synced_at", "TIMESTAMP WITH TIME ZONE"),
+]
+
+
 def test_ensure_tables_for_the_whole_harvest_catalog(session):
-    assert columns_of(session, "harvest", "contacts") == [
-        ("id", "BIGINT"),
-        ("client__id", "BIGINT"),
-        ("client__name", "VARCHAR"),
-        ("title", "VARCHAR"),
-        ("first_name", "VARCHAR"),
-        ("last_name", "VARCHAR"),
-        ("email", "VARCHAR"),
-        ("phone_office", "VARCHAR"),
-        ("phone_mobile", "VARCHAR"),
-        ("fax", "VARCHAR"),
-        ("created_at", "TIMESTAMP WITH TIME ZONE"),
-        ("updated_at", "TIMESTAMP WITH TIME ZONE"),
-        ("_synced_at", "TIMESTAMP WITH TIME ZONE"),
-    ]
+    assert columns_of(session, "harvest", "contacts") == CONTACT_DDL
     assert columns_of(session, "harvest", "user_roles") == [
         ("user_id", "BIGINT"),
         ("role_id", "BIGINT"),
@@ -530,23 +533,6 @@ def contact(id_: int, updated_at: str = "2024-03-01T10:00:00Z", **extra) -> dict
         "updated_at": updated_at,
         **extra,
     }
-
-
-CONTACT_DDL = [
-    ("id", "BIGINT"),
-    ("client__id", "BIGINT"),
-    ("client__name", "VARCHAR"),
-    ("title", "VARCHAR"),
-    ("first_name", "VARCHAR"),
-    ("last_name", "VARCHAR"),
-    ("email", "VARCHAR"),
-    ("phone_office", "VARCHAR"),
-    ("phone_mobile", "VARCHAR"),
-    ("fax", "VARCHAR"),
-    ("created_at", "TIMESTAMP WITH TIME ZONE"),
-    ("updated_at", "TIMESTAMP WITH TIME ZONE"),
-    ("_synced_at", "TIMESTAMP WITH TIME ZONE"),
-]
 
 
 def test_unknown_fields_become_columns_and_later_sessions_keep_filling_them(warehouse):

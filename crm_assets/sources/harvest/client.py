@@ -131,7 +131,7 @@ class HarvestSession:
         failure = ""
         for attempt in range(cfg.max_retries + 1):
             with self._counting:
-                self.retries += attempt > 0
+                self.retries += int(attempt > 0)
                 self.requests += 1
             try:
                 resp = self.http.get(url, params=params, timeout=cfg.timeout_seconds)

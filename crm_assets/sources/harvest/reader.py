@@ -27,7 +27,6 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 @dataclass
 class Batch:
     writes: list[TableWrite]
-    cursor: datetime | None
     fetched: int
 
 
@@ -39,6 +38,7 @@ class FamilyStats:
     fetched: dict[str, int] = field(default_factory=dict)
     outside_window: int = 0
     api_total: int | None = None  # what the root listing's first page says the filter matches
+    newest: datetime | None = None  # the newest replication key read in the window
 
     def count(self, stream: str, pages: int, fetched: int) -> None:
         self.pages[stream] = self.pages.get(stream, 0) + pages
@@ -84,9 +84,9 @@ class HarvestReader:
         for page in self._pages(root, params, stats):
             kept, newest = self._in_window(root, page, lo, hi)
             stats.outside_window += len(page) - len(kept)
-            batch = self._batch(root, kept, needed, wanted, stats, snapshot=False)
-            batch.cursor = _parse(newest) if newest else None
-            yield batch
+            if newest and (stats.newest is None or _parse(newest) > stats.newest):
+                stats.newest = _parse(newest)
+            yield self._batch(root, kept, needed, wanted, stats, snapshot=False)
 
     def _needed(self, root: Stream, wanted: set[str]) -> list[Stream]:
         """Family members to read: the wanted ones and any parent a wanted one comes from."""
@@ -153,7 +153,7 @@ class HarvestReader:
                 mode = "snapshot" if snapshot else "replace"
                 write = TableWrite(s, recs, mode, parent_ids=roots, scope=root_ids, consumed_keys=consumed)
             writes.append(write)
-        return Batch(writes=writes, cursor=None, fetched=len(records))
+        return Batch(writes=writes, fetched=len(records))
 
     def _derive(self, child: Stream, parents: list[Any], roots: list[Any]) -> tuple[list, list]:
         out, out_roots = [], []

@@ -215,3 +215,25 @@ def test_freshness_and_row_count_checks_fail_until_the_recent_days_are_loaded(sa
     caught_up = checks(materialize_harvest(resources, old, today(), selection=["time_entries"]))
     assert caught_up["fresh"] is True
     assert caught_up["row_count_matches_api"] is True
+
+
+def test_a_window_that_fails_midway_keeps_its_committed_rows_but_not_the_cursor(sandbox, tmp_path):
+    """Pages are not sorted by updated_at: a cursor moved per page would pass unread records."""
+    path = str(tmp_path / "crm.duckdb")
+    resources = harvest_resources(sandbox, path, batch_records=1000, per_page=1000, max_retries=0)
+    sandbox.call("POST", "/_sandbox/faults", {"api": "harvest", "spec": "rate=3/600"})  # then 429s
+    try:
+        result = materialize_harvest(
+            resources, sandbox.env["HARVEST_START_DATE"], today(), selection=["time_entries"], raise_on_error=False
+        )
+    finally:
+        sandbox.clear_faults()
+    assert not result.success
+    total = len(sandbox.harvest_records("time_entries"))
+    with duckdb.connect(path, read_only=True) as conn:
+        committed = conn.execute("SELECT count(*) FROM harvest.time_entries").fetchone()[0]
+        cursors = conn.execute(
+            "SELECT cursor_value FROM crm_assets_state.stream_state WHERE stream = 'time_entries'"
+        ).fetchall()
+    assert 0 < committed < total
+    assert cursors in ([], [(None,)])
