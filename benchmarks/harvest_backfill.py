@@ -95,10 +95,10 @@ def crm_assets_backfill(env: dict[str, str]) -> dict:
             for e in result.get_asset_materialization_events()
         }["time_entries"]
     return {
-        "rows": meta["rows_written"].value,
-        "pages": meta["pages"].value,
+        "rows": meta["run_rows_written"].value,
+        "pages": meta["run_pages"].value,
         "seconds": seconds,
-        "sync_seconds": meta["seconds"].value,
+        "sync_seconds": meta["run_seconds"].value,
     }
 
 

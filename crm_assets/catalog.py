@@ -56,6 +56,7 @@ class Stream:
     parent_key: str | None = None
     keep_unknown_fields: bool = True
     freshness_hours: float = 26.0
+    max_snapshot_shrink: float = 0.5
     references: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -174,7 +175,8 @@ def parse_catalog(doc: dict[str, Any]) -> Catalog:
             columns=tuple(fixed),
             primary_key=tuple(entry["primary_key"]),
             replication=entry["replication"],
-            replication_key=entry.get("replication_key"),
+            # A child has no replication key of its own: it follows its root's partition.
+            replication_key=raw.get("replication_key") if raw.get("parent") else entry.get("replication_key"),
             endpoint=entry.get("endpoint"),
             envelope=entry.get("envelope"),
             pagination=entry["pagination"],
@@ -184,6 +186,7 @@ def parse_catalog(doc: dict[str, Any]) -> Catalog:
             parent_key=parent_key,
             keep_unknown_fields=entry.get("unknown_fields", "keep") == "keep",
             freshness_hours=float(entry.get("freshness_hours", 26)),
+            max_snapshot_shrink=float(entry.get("max_snapshot_shrink", 0.5)),
             references=dict(entry.get("references", {})),
         )
         _validate(stream)
@@ -211,6 +214,10 @@ def _validate(s: Stream) -> None:
             raise CatalogError(f"{s.table}: key column {key!r} is not a declared column")
     if s.is_root and not (s.endpoint and s.envelope):
         raise CatalogError(f"{s.table}: a root stream needs an endpoint and an envelope")
+    if s.parent and s.replication_key:
+        raise CatalogError(f"{s.table}: a child follows its parent's partition; drop its replication_key")
+    if not 0 <= s.max_snapshot_shrink <= 1:
+        raise CatalogError(f"{s.table}: max_snapshot_shrink is a share between 0 and 1")
     if s.parent and not s.parent_key:
         raise CatalogError(f"{s.table}: a child stream needs a parent_key")
     if s.parent and bool(s.path) == bool(s.endpoint):

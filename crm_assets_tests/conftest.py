@@ -10,7 +10,9 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from crm_assets.sandbox import SandboxProcess
-from crm_assets.sources.harvest.assets import harvest_assets
+from crm_assets.sources.factory import build_source_assets, daily_partitions
+from crm_assets.sources.harvest import harvest_catalog
+from crm_assets.sources.harvest.assets import harvest_assets, open_harvest_reader
 from crm_assets.sources.harvest.client import HarvestClient
 from crm_assets.warehouse import Warehouse
 
@@ -50,18 +52,30 @@ def materialize_harvest(
     selection: list[str] | None = None,
     instance: dg.DagsterInstance | None = None,
     raise_on_error: bool = True,
+    assets: dg.AssetsDefinition = harvest_assets,
+    run_config: dict | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize Harvest tables for the days first..last as one real Dagster run."""
+    """Materialize Harvest tables for the days first..last as one real Dagster run (`assets`:
+    the shipped Harvest assets, or the same built over other partitions)."""
     keys = None if selection is None else [dg.AssetKey(["harvest", name]) for name in selection]
     tags = {
         "dagster/asset_partition_range_start": first,
         "dagster/asset_partition_range_end": last or first,
     }
     return dg.materialize(
-        [harvest_assets],
+        [assets],
         resources=resources,
         selection=keys,
         tags=tags,
         instance=instance,
         raise_on_error=raise_on_error,
+        run_config=run_config,
+    )
+
+
+def harvest_assets_from(start_date: str) -> dg.AssetsDefinition:
+    """The Harvest assets exactly as shipped, but with partitions from `start_date`."""
+    return build_source_assets(
+        harvest_catalog(), resource_key="harvest", open_reader=open_harvest_reader,
+        partitions_def=daily_partitions(start_date),
     )

@@ -8,9 +8,16 @@ children) is applied in one transaction with one of three rules:
 - ``replace``: the rows of the given parents (``scope``) become exactly the incoming rows;
 - ``snapshot``: the whole table becomes exactly the incoming rows (full-table streams).
 
+Children are replaced only for parents whose incoming version is not older than the stored
+one, so a stale page cannot put an old invoice's line items beside its newer header. A snapshot
+that would shrink a table by more than the stream's ``max_snapshot_shrink`` share is refused
+(an empty answer must not wipe a table) unless the session allows it.
+
 Rows that do not change keep their ``_synced_at``, so running a partition twice leaves the
 tables identical. Stream cursors live in ``crm_assets_state`` and only move inside a write
-transaction; the asset factory moves a stream's cursor once its whole window is committed.
+transaction; the asset factory moves a stream's cursor once its whole window is committed, and
+records which windows of the replication key the table reflects, so that freshness means "every
+change up to this instant is in the table", not "some recent day was loaded".
 """
 
 from __future__ import annotations
@@ -57,6 +64,17 @@ def _extra_column(name: str, data_type: str, comment: str | None) -> Column:
     return Column(name, kind if kind in ARROW_TYPES else "VARCHAR", path)
 
 
+def _join_windows(windows: Sequence[tuple[datetime | None, datetime]]) -> list[tuple[datetime | None, datetime]]:
+    """Overlapping or touching windows joined; a None start sorts first (the beginning)."""
+    joined: list[tuple[datetime | None, datetime]] = []
+    for start, end in sorted(windows, key=lambda w: (w[0] is not None, w[0] or w[1])):
+        if joined and (start is None or start <= joined[-1][1]):
+            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
+        else:
+            joined.append((start, end))
+    return joined
+
+
 def q(name: str) -> str:
     """Quote an identifier."""
     return '"' + name.replace('"', '""') + '"'
@@ -64,6 +82,10 @@ def q(name: str) -> str:
 
 def table_ref(stream: Stream) -> str:
     return f"{q(stream.source)}.{q(stream.name)}"
+
+
+class SnapshotShrinkError(RuntimeError):
+    """A full-table snapshot much smaller than the table: most likely an API answer gone wrong."""
 
 
 @dataclass
@@ -96,6 +118,10 @@ class TableWrite:
     parent_ids: list[Any] | None = None
     scope: list[Any] | None = None
     consumed_keys: tuple[str, ...] = ()  # record keys that feed child tables
+    # For a `replace`: each scoped root's replication-key value, and the root stream, so that
+    # the children of a root whose stored version is newer are left alone.
+    scope_versions: list[Any] | None = None
+    root: Stream | None = None
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -133,6 +159,8 @@ class WarehouseSession:
         self.conn = conn
         self._columns: dict[str, list[Column]] = {}
         self._tmp = 0
+        # An operator may accept a snapshot that shrinks a table a lot (records really deleted).
+        self.allow_snapshot_shrink = False
 
     # ---- schema -----------------------------------------------------------------------
 
@@ -144,6 +172,10 @@ class WarehouseSession:
                 source VARCHAR, stream VARCHAR, cursor_value TIMESTAMPTZ,
                 synced_through TIMESTAMPTZ, updated_at TIMESTAMPTZ,
                 PRIMARY KEY (source, stream))"""
+        )
+        self._run(
+            f"""CREATE TABLE IF NOT EXISTS {q(STATE_SCHEMA)}.stream_windows (
+                source VARCHAR, stream VARCHAR, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ)"""
         )
         for s in streams:
             self._run(f"CREATE SCHEMA IF NOT EXISTS {q(s.source)}")
@@ -278,7 +310,45 @@ class WarehouseSession:
     def _apply(self, w: TableWrite, stage: str, names: list[str], staged: int) -> WriteCounts:
         if w.mode == "merge":
             return self._merge(w.stream, stage, names, staged)
-        return self._replace(w.stream, stage, names, staged, w.scope if w.mode == "replace" else None)
+        if w.mode == "snapshot":
+            self._refuse_large_shrink(w.stream, staged)
+            return self._replace(w.stream, stage, names, staged, None)
+        return self._replace(w.stream, stage, names, staged, self._live_scope(w))
+
+    def _refuse_large_shrink(self, s: Stream, staged: int) -> None:
+        stored = self._count(f"SELECT count(*) FROM {table_ref(s)}")
+        if self.allow_snapshot_shrink or not stored or stored - staged <= s.max_snapshot_shrink * stored:
+            return
+        raise SnapshotShrinkError(
+            f"{s.table}: the API's snapshot has {staged} rows where the table holds {stored}, "
+            f"a drop of more than {s.max_snapshot_shrink:.0%}; the table is kept as it was. If the "
+            "records were really deleted, rerun with the run config allow_snapshot_shrink: true"
+        )
+
+    def _live_scope(self, w: TableWrite) -> list[Any]:
+        """The scoped parents whose incoming version is not older than the stored root row:
+        only their children are replaced (all in the same transaction as the root's merge)."""
+        root = w.root
+        scope = w.scope or []
+        if root is None or w.scope_versions is None or not root.replication_key or not scope:
+            return scope
+        if not self.table_exists(root):
+            return scope
+        self._tmp += 1
+        incoming = f"_versions_{self._tmp}"
+        key, rk = q(root.primary_key[0]), q(root.replication_key)
+        self.conn.register(incoming, pa.table({"id": pa.array(scope), "version": pa.array(w.scope_versions)}))
+        try:
+            stale = {
+                row[0]
+                for row in self._run(
+                    f"""SELECT i.id FROM {incoming} AS i JOIN {table_ref(root)} AS t ON t.{key} = i.id
+                        WHERE t.{rk} > CAST(i.version AS TIMESTAMPTZ)"""
+                )
+            }
+        finally:
+            self.conn.unregister(incoming)
+        return [p for p in scope if p not in stale] if stale else scope
 
     def _drop(self, relation: str) -> None:
         if relation.startswith("_batch_"):
@@ -313,12 +383,15 @@ class WarehouseSession:
     ) -> WriteCounts:
         """Make the scoped part of the table (or all of it) equal to the stage, row by row."""
         t = table_ref(s)
-        in_scope = "TRUE"
+        in_scope = incoming_in_scope = "TRUE"
+        if scope is not None and not scope:  # every parent in the batch was stale
+            return WriteCounts(unchanged=staged)
         if scope is not None:
             self._tmp += 1
             scope_table = f"_scope_{self._tmp}"
             self.conn.register(scope_table, pa.table({"id": pa.array(scope)}))
             in_scope = f"t.{q(s.parent_key)} IN (SELECT id FROM {scope_table})"
+            incoming_in_scope = f"s.{q(s.parent_key)} IN (SELECT id FROM {scope_table})"
         same = " AND ".join(f"t.{q(n)} IS NOT DISTINCT FROM s.{q(n)}" for n in names)
         try:
             deleted = self._count(
@@ -329,7 +402,8 @@ class WarehouseSession:
             inserted = self._count(
                 f"""INSERT INTO {t} ({cols}, {q(SYNCED_AT)})
                     SELECT {cols}, now() FROM {stage} AS s
-                    WHERE NOT EXISTS (SELECT 1 FROM {t} AS t WHERE {in_scope} AND {same})"""
+                    WHERE {incoming_in_scope}
+                      AND NOT EXISTS (SELECT 1 FROM {t} AS t WHERE {in_scope} AND {same})"""
             )
         finally:
             if scope is not None:
@@ -361,19 +435,39 @@ class WarehouseSession:
             [stream.source, stream.name, value],
         )
 
-    def record_progress(self, stream: Stream, synced_through: datetime) -> None:
-        """Remember how recent the API state the table reflects is (never moves back)."""
-        self._run(
-            f"""INSERT INTO {q(STATE_SCHEMA)}.stream_state AS s
-                    (source, stream, synced_through, updated_at)
-                VALUES (?, ?, ?, now())
-                ON CONFLICT (source, stream) DO UPDATE SET
-                    synced_through = greatest(s.synced_through, excluded.synced_through),
-                    updated_at = now()""",
-            [stream.source, stream.name, synced_through],
-        )
+    def record_window(self, stream: Stream, start: datetime | None, end: datetime) -> None:
+        """Remember that the table now reflects the API for replication keys in [start, end)
+        (``start`` None: from the very beginning), and how far that coverage is unbroken.
+
+        A table is complete through T when the windows read so far join up from the beginning
+        to T: a record's key only ever moves forward, so nothing before T can be missing.
+        """
+        state = f"{q(STATE_SCHEMA)}.stream_windows"
+        ids = [stream.source, stream.name]
+        self._run("BEGIN TRANSACTION")
+        try:
+            self._run(f"INSERT INTO {state} VALUES (?, ?, ?, ?)", [*ids, start, end])
+            windows = _join_windows(
+                self._run(f"SELECT window_start, window_end FROM {state} WHERE source = ? AND stream = ?", ids)
+            )
+            self._run(f"DELETE FROM {state} WHERE source = ? AND stream = ?", ids)
+            self.conn.executemany(f"INSERT INTO {state} VALUES (?, ?, ?, ?)", [[*ids, a, b] for a, b in windows])
+            complete = windows[0][1] if windows[0][0] is None else None
+            self._run(
+                f"""INSERT INTO {q(STATE_SCHEMA)}.stream_state AS s
+                        (source, stream, synced_through, updated_at)
+                    VALUES (?, ?, ?, now())
+                    ON CONFLICT (source, stream) DO UPDATE SET
+                        synced_through = excluded.synced_through, updated_at = now()""",
+                [*ids, complete],
+            )
+            self._run("COMMIT")
+        except BaseException:
+            self._run("ROLLBACK")
+            raise
 
     def synced_through(self, stream: Stream) -> datetime | None:
+        """The instant up to which every change is in the table (None: not complete yet)."""
         row = self._one(
             f"SELECT synced_through FROM {q(STATE_SCHEMA)}.stream_state WHERE source = ? AND stream = ?",
             [stream.source, stream.name],
@@ -397,6 +491,25 @@ class WarehouseSession:
             f"SELECT count(*) FROM {table_ref(stream)} WHERE {q(stream.replication_key)} >= ?", [since]
         )
 
+    def rows_in_window(self, stream: Stream, root: Stream, start: datetime | None, end: datetime) -> int | None:
+        """Rows of `stream` whose root record's replication key is in [start, end): what one
+        daily partition holds. A full-table stream holds everything in every partition; None
+        when a child's root table is not loaded, so the rows cannot be placed."""
+        rk = root.replication_key
+        if not rk:
+            return self._count(f"SELECT count(*) FROM {table_ref(stream)}")
+        bounds = f"r.{q(rk)} < ?" + ("" if start is None else f" AND r.{q(rk)} >= ?")
+        params = [end] if start is None else [end, start]
+        if stream == root:
+            return self._count(f"SELECT count(*) FROM {table_ref(root)} AS r WHERE {bounds}", params)
+        if not self.table_exists(root):
+            return None
+        return self._count(
+            f"""SELECT count(*) FROM {table_ref(stream)} AS c JOIN {table_ref(root)} AS r
+                ON c.{q(stream.parent_key)} = r.{q(root.primary_key[0])} WHERE {bounds}""",
+            params,
+        )
+
     def primary_key_problems(self, stream: Stream) -> tuple[int, int, list]:
         """(rows with a null key part, keys held by more than one row, a few such keys)."""
         pk = [q(k) for k in stream.primary_key]
@@ -408,13 +521,16 @@ class WarehouseSession:
         )
         return nulls, len(dupes), [list(d) for d in dupes[:10]]
 
-    def dangling_references(self, stream: Stream, column: str, target: Stream) -> tuple[int, list]:
-        """Rows whose `column` names a key absent from `target` (its first primary key column)."""
-        key = q(target.primary_key[0])
+    def dangling_references(self, stream: Stream, column: str, target: Stream | None) -> tuple[int, list]:
+        """Distinct values of `column` absent from `target`'s first key column (all of them when
+        the target table does not exist), and a few of them."""
+        absent = "TRUE"
+        if target is not None:
+            key = q(target.primary_key[0])
+            absent = f"NOT EXISTS (SELECT 1 FROM {table_ref(target)} AS t WHERE t.{key} = s.{q(column)})"
         rows = self._run(
             f"""SELECT DISTINCT s.{q(column)} FROM {table_ref(stream)} AS s
-                WHERE s.{q(column)} IS NOT NULL AND NOT EXISTS
-                    (SELECT 1 FROM {table_ref(target)} AS t WHERE t.{key} = s.{q(column)})"""
+                WHERE s.{q(column)} IS NOT NULL AND {absent}"""
         )
         return len(rows), [r[0] for r in rows[:10]]
 

