@@ -273,6 +273,8 @@ class Seeder:
         self.expenses()
         self.time_entries()
         self.bump_parents()
+        self.rates("billable_rates", "default_hourly_rate", 2_130_000)
+        self.rates("cost_rates", "cost_rate", 2_870_000)
         return Dataset(self.end, self.start, self.roots, self.children, self.next_ids)
 
     def reference_window(self) -> tuple[int, int]:
@@ -778,11 +780,37 @@ class Seeder:
                 "recorded_by_email": recorder["email"],
                 "notes": rng.choice(["Paid via check #4321", "Virement reçu ✔", "", None, "Teilzahlung"]),
                 "transaction_id": f"txn_{rng.getrandbits(64):016x}" if gateway else None,
-                "payment_gateway": {"id": gateway[0], "name": gateway[1]} if gateway else None,
+                # With no gateway Harvest still sends the object, with null members (§6.11).
+                "payment_gateway": {"id": gateway[0], "name": gateway[1]} if gateway else {"id": None, "name": None},
                 "created_at": iso(t),
                 "updated_at": iso(t),
             }))
         return out
+
+    def rates(self, table: str, user_field: str, base: int) -> None:
+        """A user's rate history (billable or cost): up to three rates, each ending the day
+        before the next starts; the current one is the user's ``default_hourly_rate`` or
+        ``cost_rate``, and a user without that rate has no history."""
+        rng = self.rng(table)
+        out: list[tuple[int, Record]] = []
+        next_id = base
+        for user in self.roots["users"]:
+            current = user[user_field]
+            if current is None:
+                continue
+            starts = [_epoch(user["created_at"])]
+            for _ in range(rng.randint(0, 2)):
+                later = starts[-1] + rng.randint(30, 150) * DAY
+                if later < self.end:
+                    starts.append(later)
+            amounts = [rng.choice([60.0, 75.0, 90.0, 110.0, 45.5]) for _ in starts[:-1]] + [current]
+            for k, (start, amount) in enumerate(zip(starts, amounts)):
+                next_id += rng.randint(1, 50)
+                end = iso_day(starts[k + 1] - DAY) if k + 1 < len(starts) else None
+                stamp = iso(start + rng.randint(0, 3600))
+                out.append((user["id"], {"id": next_id, "amount": amount, "start_date": iso_day(start), "end_date": end,
+                                         "created_at": stamp, "updated_at": stamp}))
+        self.children[table] = out
 
     def billed_invoice(self, rng: random.Random, client_id: int, created: int) -> Record | None:
         """An invoice of the same client issued after the work was logged, if there is one."""
