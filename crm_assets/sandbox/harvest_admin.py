@@ -17,7 +17,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from crm_assets.sandbox.harvest_data import Mutator, iso
+from crm_assets.sandbox.harvest_mutations import Mutator
+from crm_assets.sandbox.harvest_vocabulary import iso
 from crm_assets.sandbox.harvest_reference import ENDPOINTS, Endpoint
 from crm_assets.sandbox.harvest_store import Record, Table, epoch
 from crm_assets.sandbox.server import BadRequest, Request, Response, dumps, json_response
