@@ -15,7 +15,9 @@ It serves, under ``/harvest/v2``, from seeded data (``harvest_data``):
 - the ``/reports/*`` family (``harvest_reports``): time (clients, projects, tasks, team), expenses
   (clients, projects, categories, team), uninvoiced and project budget.
 
-As Harvest does, it wants a User-Agent (400), a valid token and account id (401 with the
+Faults and rate limits come from the shared injector under the name ``harvest``; report routes
+also draw from ``harvest_reports``, so ``--faults harvest_reports:rate=100/900`` adds the reports'
+own limit. As Harvest does, it wants a User-Agent (400), a valid token and account id (401 with the
 ``invalid_token`` body), answers 422 for ``per_page`` above 2000 or malformed parameters, 404
 ``{"status":404,"error":"Not Found"}`` for unknown paths and parents, and 405 (JSON) for methods
 other than GET on a known path: the sandbox is read-only. The admin API is in ``harvest_admin``.
@@ -55,6 +57,8 @@ COMPANY = {
     "estimate_feature": True, "approval_feature": True, "team_feature": True,
 }
 ME_ASSIGNMENTS = "/users/me/project_assignments"
+# Reports have their own limit (100 requests per 15 minutes, §5.1): `--faults harvest_reports:rate=100/900`.
+REPORTS_LIMIT = "harvest_reports"
 
 
 class HarvestEmulator(HarvestAdmin):
@@ -140,6 +144,8 @@ class HarvestEmulator(HarvestAdmin):
         with self.lock:
             self.stats[route] += 1
         fault = self.faults.take(self.name)
+        if fault is None and route in REPORTS:
+            fault = self.faults.take(REPORTS_LIMIT)
         if fault is not None:
             return fault_response(fault)
         try:

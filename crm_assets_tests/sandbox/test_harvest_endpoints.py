@@ -101,3 +101,14 @@ def test_unknown_paths_and_methods_get_json_errors(sandbox):
     assert status == 405 and body["error"] == "Method Not Allowed"
     status, body = get(sandbox, "/clients?per_page=2001")
     assert status == 422
+
+
+def test_reports_can_have_their_own_rate_limit(sandbox):
+    """§5.1: 100 report requests per 15 minutes, apart from the general limit."""
+    sandbox.call("POST", "/_sandbox/faults", {"api": "harvest_reports", "spec": "rate=2/900"})
+    try:
+        statuses = [get(sandbox, "/reports/project_budget")[0] for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert get(sandbox, "/clients")[0] == 200
+    finally:
+        sandbox.clear_faults("harvest_reports")
