@@ -39,6 +39,7 @@ from filelock import FileLock
 from pydantic import Field
 
 from crm_assets.catalog import Column, Stream
+from crm_assets.warehouse.checks import CheckQueries
 from crm_assets.warehouse.records import (
     ARROW_TYPES,
     RecordError,
@@ -47,9 +48,9 @@ from crm_assets.warehouse.records import (
     known_keys,
     to_arrow,
 )
+from crm_assets.warehouse.sql import SYNCED_AT, q, table_ref
+from crm_assets.warehouse.state import StateQueries
 
-STATE_SCHEMA = "crm_assets_state"
-SYNCED_AT = "_synced_at"
 _SQL_CASTS = {"DATE": "DATE", "TIMESTAMPTZ": "TIMESTAMPTZ", "JSON": "JSON"}
 _CATALOG_TYPES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
 
@@ -62,26 +63,6 @@ def _extra_column(name: str, data_type: str, comment: str | None) -> Column:
         path = tuple(name.split("__"))
     kind = _CATALOG_TYPES.get(data_type, data_type)
     return Column(name, kind if kind in ARROW_TYPES else "VARCHAR", path)
-
-
-def _join_windows(windows: Sequence[tuple[datetime | None, datetime]]) -> list[tuple[datetime | None, datetime]]:
-    """Overlapping or touching windows joined; a None start sorts first (the beginning)."""
-    joined: list[tuple[datetime | None, datetime]] = []
-    for start, end in sorted(windows, key=lambda w: (w[0] is not None, w[0] or w[1])):
-        if joined and (start is None or start <= joined[-1][1]):
-            joined[-1] = (joined[-1][0], max(joined[-1][1], end))
-        else:
-            joined.append((start, end))
-    return joined
-
-
-def q(name: str) -> str:
-    """Quote an identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def table_ref(stream: Stream) -> str:
-    return f"{q(stream.source)}.{q(stream.name)}"
 
 
 class SnapshotShrinkError(RuntimeError):
@@ -152,11 +133,11 @@ class Warehouse(dg.ConfigurableResource):
             yield WarehouseSession(conn)
 
 
-class WarehouseSession:
+class WarehouseSession(StateQueries, CheckQueries):
     """One open connection: DDL from the catalog, batch writes, state and check queries."""
 
     def __init__(self, conn: duckdb.DuckDBPyConnection):
-        self.conn = conn
+        super().__init__(conn)
         self._columns: dict[str, list[Column]] = {}
         self._tmp = 0
         # An operator may accept a snapshot that shrinks a table a lot (records really deleted).
@@ -166,17 +147,7 @@ class WarehouseSession:
 
     def ensure_tables(self, streams: Sequence[Stream]) -> None:
         """Create schemas and tables from the catalog, adding columns the catalog gained."""
-        self._run(f"CREATE SCHEMA IF NOT EXISTS {q(STATE_SCHEMA)}")
-        self._run(
-            f"""CREATE TABLE IF NOT EXISTS {q(STATE_SCHEMA)}.stream_state (
-                source VARCHAR, stream VARCHAR, cursor_value TIMESTAMPTZ,
-                synced_through TIMESTAMPTZ, updated_at TIMESTAMPTZ,
-                PRIMARY KEY (source, stream))"""
-        )
-        self._run(
-            f"""CREATE TABLE IF NOT EXISTS {q(STATE_SCHEMA)}.stream_windows (
-                source VARCHAR, stream VARCHAR, window_start TIMESTAMPTZ, window_end TIMESTAMPTZ)"""
-        )
+        self.ensure_state_tables()
         for s in streams:
             self._run(f"CREATE SCHEMA IF NOT EXISTS {q(s.source)}")
             defs = ", ".join(f"{q(c.name)} {c.type}" for c in s.columns)
@@ -193,14 +164,6 @@ class WarehouseSession:
                 *s.columns,
                 *(_extra_column(*row) for row in existing if row[0] not in declared),
             ]
-
-    def _table_columns(self, s: Stream) -> list[tuple[str, str, str | None]]:
-        """(name, type, comment) of each stored column, in table order."""
-        return self._run(
-            """SELECT column_name, data_type, comment FROM duckdb_columns()
-               WHERE schema_name = ? AND table_name = ? ORDER BY column_index""",
-            [s.source, s.name],
-        )
 
     def columns(self, stream: Stream) -> list[Column]:
         """The table's columns: the catalog's plus any the API added since."""
@@ -409,130 +372,3 @@ class WarehouseSession:
             if scope is not None:
                 self.conn.unregister(scope_table)
         return WriteCounts(inserted=inserted, deleted=deleted, unchanged=staged - inserted)
-
-    def _run(self, sql: str, params: list | None = None) -> list[tuple]:
-        """Execute and drain: DuckDB 2 refuses new work on a connection with an open result."""
-        return self.conn.execute(sql, params or []).fetchall()
-
-    def _one(self, sql: str, params: list | None = None) -> tuple | None:
-        rows = self._run(sql, params)
-        return rows[0] if rows else None
-
-    def _count(self, sql: str, params: list | None = None) -> int:
-        row = self._one(sql, params)
-        return int(row[0]) if row else 0
-
-    # ---- state ------------------------------------------------------------------------
-
-    def _advance_cursor(self, stream: Stream, value: datetime) -> None:
-        self._run(
-            f"""INSERT INTO {q(STATE_SCHEMA)}.stream_state AS s
-                    (source, stream, cursor_value, updated_at)
-                VALUES (?, ?, ?, now())
-                ON CONFLICT (source, stream) DO UPDATE SET
-                    cursor_value = greatest(s.cursor_value, excluded.cursor_value),
-                    updated_at = now()""",
-            [stream.source, stream.name, value],
-        )
-
-    def record_window(self, stream: Stream, start: datetime | None, end: datetime) -> None:
-        """Remember that the table now reflects the API for replication keys in [start, end)
-        (``start`` None: from the very beginning), and how far that coverage is unbroken.
-
-        A table is complete through T when the windows read so far join up from the beginning
-        to T: a record's key only ever moves forward, so nothing before T can be missing.
-        """
-        state = f"{q(STATE_SCHEMA)}.stream_windows"
-        ids = [stream.source, stream.name]
-        self._run("BEGIN TRANSACTION")
-        try:
-            self._run(f"INSERT INTO {state} VALUES (?, ?, ?, ?)", [*ids, start, end])
-            windows = _join_windows(
-                self._run(f"SELECT window_start, window_end FROM {state} WHERE source = ? AND stream = ?", ids)
-            )
-            self._run(f"DELETE FROM {state} WHERE source = ? AND stream = ?", ids)
-            self.conn.executemany(f"INSERT INTO {state} VALUES (?, ?, ?, ?)", [[*ids, a, b] for a, b in windows])
-            complete = windows[0][1] if windows[0][0] is None else None
-            self._run(
-                f"""INSERT INTO {q(STATE_SCHEMA)}.stream_state AS s
-                        (source, stream, synced_through, updated_at)
-                    VALUES (?, ?, ?, now())
-                    ON CONFLICT (source, stream) DO UPDATE SET
-                        synced_through = excluded.synced_through, updated_at = now()""",
-                [*ids, complete],
-            )
-            self._run("COMMIT")
-        except BaseException:
-            self._run("ROLLBACK")
-            raise
-
-    def synced_through(self, stream: Stream) -> datetime | None:
-        """The instant up to which every change is in the table (None: not complete yet)."""
-        row = self._one(
-            f"SELECT synced_through FROM {q(STATE_SCHEMA)}.stream_state WHERE source = ? AND stream = ?",
-            [stream.source, stream.name],
-        )
-        return row[0] if row else None
-
-    def cursor(self, stream: Stream) -> datetime | None:
-        row = self._one(
-            f"SELECT cursor_value FROM {q(STATE_SCHEMA)}.stream_state WHERE source = ? AND stream = ?",
-            [stream.source, stream.name],
-        )
-        return row[0] if row else None
-
-    # ---- checks -----------------------------------------------------------------------
-
-    def row_count(self, stream: Stream, since: datetime | None = None) -> int:
-        """All rows, or those whose replication key is at or after `since`."""
-        if since is None or not stream.replication_key:
-            return self._count(f"SELECT count(*) FROM {table_ref(stream)}")
-        return self._count(
-            f"SELECT count(*) FROM {table_ref(stream)} WHERE {q(stream.replication_key)} >= ?", [since]
-        )
-
-    def rows_in_window(self, stream: Stream, root: Stream, start: datetime | None, end: datetime) -> int | None:
-        """Rows of `stream` whose root record's replication key is in [start, end): what one
-        daily partition holds. A full-table stream holds everything in every partition; None
-        when a child's root table is not loaded, so the rows cannot be placed."""
-        rk = root.replication_key
-        if not rk:
-            return self._count(f"SELECT count(*) FROM {table_ref(stream)}")
-        bounds = f"r.{q(rk)} < ?" + ("" if start is None else f" AND r.{q(rk)} >= ?")
-        params = [end] if start is None else [end, start]
-        if stream == root:
-            return self._count(f"SELECT count(*) FROM {table_ref(root)} AS r WHERE {bounds}", params)
-        if not self.table_exists(root):
-            return None
-        return self._count(
-            f"""SELECT count(*) FROM {table_ref(stream)} AS c JOIN {table_ref(root)} AS r
-                ON c.{q(stream.parent_key)} = r.{q(root.primary_key[0])} WHERE {bounds}""",
-            params,
-        )
-
-    def primary_key_problems(self, stream: Stream) -> tuple[int, int, list]:
-        """(rows with a null key part, keys held by more than one row, a few such keys)."""
-        pk = [q(k) for k in stream.primary_key]
-        nulls = self._count(
-            f"SELECT count(*) FROM {table_ref(stream)} WHERE " + " OR ".join(f"{k} IS NULL" for k in pk)
-        )
-        dupes = self._run(
-            f"SELECT {', '.join(pk)} FROM {table_ref(stream)} GROUP BY ALL HAVING count(*) > 1"
-        )
-        return nulls, len(dupes), [list(d) for d in dupes[:10]]
-
-    def dangling_references(self, stream: Stream, column: str, target: Stream | None) -> tuple[int, list]:
-        """Distinct values of `column` absent from `target`'s first key column (all of them when
-        the target table does not exist), and a few of them."""
-        absent = "TRUE"
-        if target is not None:
-            key = q(target.primary_key[0])
-            absent = f"NOT EXISTS (SELECT 1 FROM {table_ref(target)} AS t WHERE t.{key} = s.{q(column)})"
-        rows = self._run(
-            f"""SELECT DISTINCT s.{q(column)} FROM {table_ref(stream)} AS s
-                WHERE s.{q(column)} IS NOT NULL AND {absent}"""
-        )
-        return len(rows), [r[0] for r in rows[:10]]
-
-    def table_exists(self, stream: Stream) -> bool:
-        return bool(self._table_columns(stream))

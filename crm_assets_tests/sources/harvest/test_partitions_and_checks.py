@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import duckdb
+
 from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets_tests.conftest import harvest_assets_from, harvest_resources, materialize_harvest, today
 from crm_assets_tests.harvest_truth import ALL_TABLES, assert_table_matches, expected_rows
