@@ -47,6 +47,7 @@ from crm_assets.sandbox.harvest_data import (
     iso,
     iso_day,
 )
+from crm_assets.sandbox.harvest_id import TokenRegistry
 from crm_assets.sandbox.server import (
     BadRequest,
     FaultInjector,
@@ -380,8 +381,10 @@ class HarvestEmulator:
     name = "harvest"
 
     def __init__(self, seed: int = 1, scale: float = 1.0, anchor: dt.date | None = None,
-                 faults: FaultInjector | None = None, catalog: Catalog | None = None):
+                 faults: FaultInjector | None = None, catalog: Catalog | None = None,
+                 tokens: TokenRegistry | None = None):
         self.seed = seed
+        self.tokens = tokens
         self.scale = scale
         self.anchor = anchor or dt.datetime.now(dt.timezone.utc).date()
         self.faults = faults or FaultInjector(seed)
@@ -461,7 +464,7 @@ class HarvestEmulator:
         route, parent_id = self._match(path)
         if route is None:
             return _not_found_page()
-        error = _authenticate(request)
+        error = _authenticate(request, self.tokens)
         if error is not None:
             return error
         with self.lock:
@@ -780,8 +783,12 @@ def _int_param(request: Request, name: str, default: int) -> int:
     return number
 
 
-def _authenticate(request: Request) -> Response | None:
-    """Harvest wants a User-Agent (400 without), then a valid token and account id (401)."""
+def _authenticate(request: Request, tokens: TokenRegistry | None = None) -> Response | None:
+    """Harvest wants a User-Agent (400 without), then a valid token and account id (401).
+
+    The token is the personal one or an OAuth access token Harvest ID issued and that has not
+    expired or been revoked (`tokens` is the registry shared with the Harvest ID emulator).
+    """
     if not request.headers.get("User-Agent"):
         return json_response(400, {"message": "A User-Agent header is required, e.g. 'MyApp (you@example.com)'"})
     auth = request.headers.get("Authorization") or ""
@@ -789,7 +796,9 @@ def _authenticate(request: Request) -> Response | None:
     if scheme.lower() != "bearer":
         token = request.param("access_token") or ""
     account = request.headers.get("Harvest-Account-Id") or request.param("account_id") or ""
-    if token.strip() != TOKEN or account.strip() != ACCOUNT_ID:
+    token = token.strip()
+    known = token == TOKEN or (tokens is not None and tokens.accepts(token))
+    if not known or account.strip() != ACCOUNT_ID:
         return json_response(401, INVALID_TOKEN)
     return None
 
