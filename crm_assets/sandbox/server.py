@@ -273,13 +273,11 @@ def _probability(text: str) -> float:
 
 
 def echo_page(request: Request, status: int) -> Response:
-    """A proxy-style page quoting the request and its headers, secrets and all."""
-    # Credentials first, as an authentication-debugging page shows them.
+    """A debugging proxy's bare page quoting the request line and headers, credentials first."""
     headers = sorted(request.headers.items(), key=lambda item: item[0].lower() != "authorization")
     lines = [f"{request.method} {request.path}"] + [f"{name}: {value}" for name, value in headers]
-    quoted = "<br>\n".join(html.escape(line) for line in lines)
-    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    return html_response(status, f"{status} {reason}", f"Your request, as received:<br>\n{quoted}")
+    body = "<html><body><pre>" + html.escape("\n".join(lines)) + "</pre></body></html>\n"
+    return Response(status, body.encode(), content_type="text/html; charset=utf-8")
 
 
 def endless_page(request: Request, status: int) -> Response:
