@@ -103,6 +103,10 @@ class TokenRegistry:
             self._revoked.update(chosen)
             return len(chosen)
 
+    def issued(self) -> list[str]:
+        with self._lock:
+            return list(self._expires)
+
     def live_count(self) -> int:
         now = time.time()
         with self._lock:
@@ -222,7 +226,8 @@ class HarvestIdEmulator:
     # -- admin --
 
     def handle_admin(self, request: Request, path: str) -> Response:
-        """``GET /state``; ``POST /expire``, ``/revoke`` (optional ``access_token`` or
+        """``GET /state``, ``/issued`` (every token handed out, for tests that look for leaks);
+        ``POST /expire``, ``/revoke`` (optional ``access_token`` or
         ``refresh_token``, else every token), ``/accounts`` (add ``{id, name, product}``),
         ``/settings`` (``expires_in``; ``max_uses``: later access tokens expire after that many API
         requests; ``reuse_refresh_tokens``), ``/refresh_tokens`` (mint one);
@@ -232,6 +237,10 @@ class HarvestIdEmulator:
             raise BadRequest("expected a JSON object")
         if request.method == "GET" and path == "/state":
             return json_response(200, self._state())
+        if request.method == "GET" and path == "/issued":
+            with self.lock:
+                refresh_tokens = list(self.refresh_tokens)
+            return json_response(200, {"access_tokens": self.tokens.issued(), "refresh_tokens": refresh_tokens})
         if request.method == "POST" and path == "/expire":
             return json_response(200, {"expired": self.tokens.expire(body.get("access_token"))})
         if request.method == "POST" and path == "/revoke":
