@@ -44,6 +44,7 @@ MAX_LISTING_PASSES = 3
 # Pages tolerated beyond the first page's total_pages (records added while reading).
 EXTRA_PAGES = 2
 PAT_VARIABLES = "HARVEST_ACCESS_TOKEN and HARVEST_ACCOUNT_ID"
+OAUTH_API_VARIABLES = "HARVEST_CLIENT_ID, HARVEST_CLIENT_SECRET, HARVEST_REFRESH_TOKEN and HARVEST_ACCOUNT_ID"
 MISSING_CREDENTIALS = (
     "Harvest credentials are missing: set HARVEST_ACCESS_TOKEN (personal token) or "
     f"{OAUTH_VARIABLES} (OAuth)"
@@ -157,7 +158,7 @@ class HarvestSession:
             refresh_token=str(config.refresh_token),
             state_path=config.token_state_path,
         )
-        return self.oauth, Target("HARVEST_API_URL", f"{OAUTH_VARIABLES} and HARVEST_ACCOUNT_ID")
+        return self.oauth, Target("HARVEST_API_URL", OAUTH_API_VARIABLES)
 
     def redact(self, text: object) -> str:
         """`text` with every secret this session holds or obtained masked."""
