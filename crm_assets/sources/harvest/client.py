@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -208,10 +208,10 @@ class HarvestSession:
 
     def _listing(self, path: str, envelope: str, params: dict[str, Any] | None, pagination: str) -> Iterator[Page]:
         query = {**(params or {}), "per_page": self.config.per_page}
-        announced = read = 0
+        announced: int | None = None
+        read = 0
         for number in range(1, MAX_LISTING_PASSES + 1):
-            outcome = yield from self._pass(path, envelope, query, number, count=pagination == "page")
-            announced, read = outcome
+            announced, read = yield from self._pass(path, envelope, query, number, count=pagination == "page")
             if pagination != "page" or announced is None or read >= announced:
                 return
             log.warning(self.redact(
@@ -225,7 +225,7 @@ class HarvestSession:
 
     def _pass(
         self, path: str, envelope: str, query: dict[str, Any], number: int, count: bool
-    ) -> Iterator[Page]:
+    ) -> Generator[Page, None, tuple[int | None, int]]:
         """One read of a listing from its first URL; returns (announced total, distinct records read)."""
         url: str | None = self.base + path
         params: dict[str, Any] | None = query
