@@ -9,20 +9,50 @@ from dagster_duckdb import DuckDBResource
 
 from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets.sources.harvest.client import DEFAULT_API_URL, HarvestClient
+from crm_assets.sources.harvest.oauth import DEFAULT_ID_URL
 from crm_assets.warehouse import Warehouse
 
 DEFAULT_DUCKDB_PATH = "data/crm.duckdb"
+HARVEST_TOKEN_STATE_FILE = "harvest_oauth.json"
+
+
+def _env_var(name: str) -> dg.EnvVar | None:
+    """`dg.EnvVar(name)` when the variable is set, else None.
+
+    Dagster resolves an EnvVar when a run starts and fails the run's config with a long
+    traceback when it is unset; passing None for an unset variable lets the resource say in one
+    line which of the two ways to connect is incomplete, while a set secret is still read
+    through EnvVar (its value is never written into the run's config or snapshot).
+    """
+    return dg.EnvVar(name) if os.getenv(name) else None
+
+
+def duckdb_path() -> str:
+    return os.getenv("CRM_ASSETS_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH
+
+
+def harvest_client() -> HarvestClient:
+    """The Harvest resource from the environment: a personal token, or OAuth credentials.
+
+    A rotated OAuth refresh token is kept in a file beside the warehouse file, where the next
+    run finds it (see :mod:`crm_assets.sources.harvest.oauth`).
+    """
+    return HarvestClient(
+        access_token=_env_var("HARVEST_ACCESS_TOKEN"),
+        account_id=_env_var("HARVEST_ACCOUNT_ID"),
+        client_id=_env_var("HARVEST_CLIENT_ID"),
+        client_secret=_env_var("HARVEST_CLIENT_SECRET"),
+        refresh_token=_env_var("HARVEST_REFRESH_TOKEN"),
+        id_url=os.getenv("HARVEST_ID_URL") or DEFAULT_ID_URL,
+        api_url=os.getenv("HARVEST_API_URL") or DEFAULT_API_URL,
+        token_state_path=os.path.join(os.path.dirname(duckdb_path()) or ".", HARVEST_TOKEN_STATE_FILE),
+    )
+
 
 defs = dg.Definitions(
     assets=[harvest_assets],
     resources={
-        "harvest": HarvestClient(
-            access_token=dg.EnvVar("HARVEST_ACCESS_TOKEN"),
-            account_id=dg.EnvVar("HARVEST_ACCOUNT_ID"),
-            api_url=os.getenv("HARVEST_API_URL") or DEFAULT_API_URL,
-        ),
-        "warehouse": Warehouse(
-            duckdb=DuckDBResource(database=os.getenv("CRM_ASSETS_DUCKDB_PATH") or DEFAULT_DUCKDB_PATH)
-        ),
+        "harvest": harvest_client(),
+        "warehouse": Warehouse(duckdb=DuckDBResource(database=duckdb_path())),
     },
 )

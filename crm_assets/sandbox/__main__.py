@@ -14,7 +14,8 @@ import sys
 import time
 
 from crm_assets.sandbox import READY_LINE
-from crm_assets.sandbox.harvest import HarvestEmulator
+from crm_assets.sandbox.harvest import ACCOUNT_ID, COMPANY, HarvestEmulator
+from crm_assets.sandbox.harvest_id import HarvestIdEmulator, TokenRegistry
 from crm_assets.sandbox.server import FaultInjector, SandboxServer, serve
 
 
@@ -44,8 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"--faults: {exc}", file=sys.stderr)
         return 2
-    harvest = HarvestEmulator(seed=args.seed, scale=args.scale, anchor=args.anchor, faults=faults)
-    server = SandboxServer((args.host, args.port), [harvest], faults, verbose=args.verbose)
+    tokens = TokenRegistry()  # Harvest ID issues OAuth access tokens that the Harvest API accepts
+    harvest = HarvestEmulator(seed=args.seed, scale=args.scale, anchor=args.anchor, faults=faults, tokens=tokens)
+    harvest_id = HarvestIdEmulator(tokens, accounts=[
+        {"id": int(ACCOUNT_ID), "name": COMPANY["name"], "product": "harvest"},
+        {"id": int(ACCOUNT_ID) + 1, "name": f"{COMPANY['name']} Forecast", "product": "forecast"},
+    ])
+    server = SandboxServer((args.host, args.port), [harvest, harvest_id], faults, verbose=args.verbose)
 
     def announce() -> None:
         for key, value in server.env().items():

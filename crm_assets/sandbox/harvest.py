@@ -37,6 +37,7 @@ from typing import Any
 from crm_assets.sandbox import harvest_reports
 from crm_assets.sandbox.harvest_admin import ENDPOINT_OF_TABLE, HarvestAdmin
 from crm_assets.sandbox.harvest_data import Dataset, build_dataset
+from crm_assets.sandbox.harvest_id import TokenRegistry
 from crm_assets.sandbox.harvest_vocabulary import HISTORY_DAYS, iso_day
 from crm_assets.sandbox.harvest_reference import ENDPOINTS, RECORDS, REPORTS, Endpoint, shape_errors
 from crm_assets.sandbox.harvest_store import NOT_FOUND, ApiError, Query, Record, Table, epoch, parse_since, render_page
@@ -67,8 +68,9 @@ class HarvestEmulator(HarvestAdmin):
     name = "harvest"
 
     def __init__(self, seed: int = 1, scale: float = 1.0, anchor: dt.date | None = None,
-                 faults: FaultInjector | None = None):
+                 faults: FaultInjector | None = None, tokens: TokenRegistry | None = None):
         self.seed = seed
+        self.tokens = tokens
         self.scale = scale
         self.anchor = anchor or dt.datetime.now(dt.timezone.utc).date()
         self.faults = faults or FaultInjector(seed)
@@ -138,7 +140,7 @@ class HarvestEmulator(HarvestAdmin):
         if request.method not in ("GET", "HEAD"):
             return json_response(405, {"status": 405, "error": "Method Not Allowed",
                                        "message": "The sandbox serves read-only GET requests"})
-        error = _authenticate(request)
+        error = _authenticate(request, self.tokens)
         if error is not None:
             return error
         with self.lock:
@@ -247,8 +249,12 @@ class HarvestEmulator(HarvestAdmin):
             }
 
 
-def _authenticate(request: Request) -> Response | None:
-    """Harvest wants a User-Agent (400 without), then a valid token and account id (401)."""
+def _authenticate(request: Request, tokens: TokenRegistry | None = None) -> Response | None:
+    """Harvest wants a User-Agent (400 without), then a valid token and account id (401).
+
+    The token is the personal one or an OAuth access token Harvest ID issued and that has not
+    expired or been revoked (`tokens` is the registry shared with the Harvest ID emulator).
+    """
     if not request.headers.get("User-Agent"):
         return json_response(400, {"message": "A User-Agent header is required, e.g. 'MyApp (you@example.com)'"})
     auth = request.headers.get("Authorization") or ""
@@ -256,7 +262,9 @@ def _authenticate(request: Request) -> Response | None:
     if scheme.lower() != "bearer":
         token = request.param("access_token") or ""
     account = request.headers.get("Harvest-Account-Id") or request.param("account_id") or ""
-    if token.strip() != TOKEN or account.strip() != ACCOUNT_ID:
+    token = token.strip()
+    known = token == TOKEN or (tokens is not None and tokens.accepts(token))
+    if not known or account.strip() != ACCOUNT_ID:
         return json_response(401, INVALID_TOKEN)
     return None
 

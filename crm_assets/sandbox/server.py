@@ -13,6 +13,7 @@ a :class:`Response`; ``path`` is the request path below the emulator's prefix.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import random
@@ -21,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 try:
     import orjson
@@ -130,6 +132,18 @@ class FaultInjector:
     The ``--faults`` spec is a comma-separated list of ``api:STATUS@PROBABILITY`` (for example
     ``harvest:429@0.1,harvest:500@0.05``) and ``api:rate=REQUESTS/SECONDS`` (for example
     ``harvest:rate=100/15``, Harvest's documented limit).
+
+    Two kinds answer from the request itself, before the emulator sees it (and before it
+    checks credentials), as a misconfigured proxy or a runaway API would:
+
+    - ``echo``: an HTML page (status 200 unless given) quoting the request line and every
+      request header, ``Authorization`` included, like a debugging proxy's error page;
+    - ``endless``: an empty list page whose ``links.next`` always points one page further, with
+      the envelope named after the last path segment, as if the API never reached the end.
+
+    Queue them with ``POST /_sandbox/faults {"api": "harvest", "kind": "echo", "count": 1}``
+    (optionally ``"status"``), or draw them at random with ``api:echo@PROBABILITY`` and
+    ``api:endless@PROBABILITY`` in the spec.
     """
 
     def __init__(self, seed: int = 0, spec: str | None = None):
@@ -139,6 +153,8 @@ class FaultInjector:
         self._random: dict[str, list[tuple[int, float]]] = {}
         self._rates: dict[str, tuple[int, float]] = {}
         self._windows: dict[str, deque[float]] = {}
+        self._shaped_queued: dict[str, deque[tuple[str, int]]] = {}
+        self._shaped_random: dict[str, list[tuple[str, float]]] = {}
         if spec:
             self.configure(spec)
 
@@ -151,6 +167,9 @@ class FaultInjector:
                 if rule.startswith("rate="):
                     count, _, seconds = rule[5:].partition("/")
                     self._rates[api] = (int(count), float(seconds))
+                elif rule.partition("@")[0] in SHAPED_FAULTS:
+                    kind, _, prob = rule.partition("@")
+                    self._shaped_random.setdefault(api, []).append((kind, _probability(prob)))
                 else:
                     status, _, prob = rule.partition("@")
                     p = float(prob)
@@ -167,7 +186,7 @@ class FaultInjector:
 
     def clear(self, api: str | None = None) -> None:
         with self._lock:
-            for table in (self._queued, self._random, self._rates, self._windows):
+            for table in (self._queued, self._random, self._rates, self._windows, self._shaped_queued, self._shaped_random):
                 if api is None:
                     table.clear()
                 else:
@@ -193,9 +212,30 @@ class FaultInjector:
                     return Fault(status, 1.0 if status == 429 else None)
         return None
 
+    def queue_shaped(self, api: str, kind: str, count: int = 1, status: int = 200) -> None:
+        if kind not in SHAPED_FAULTS:
+            raise BadRequest(f"fault kind {kind!r}: expected one of {', '.join(SHAPED_FAULTS)}")
+        with self._lock:
+            self._shaped_queued.setdefault(api, deque()).extend((kind, status) for _ in range(count))
+
+    def take_shaped(self, api: str, request: Request) -> Response | None:
+        """An ``echo`` or ``endless`` answer to `request`, when one is due; the server asks first."""
+        with self._lock:
+            q = self._shaped_queued.get(api)
+            if q:
+                kind, status = q.popleft()
+            else:
+                drawn = [k for k, p in self._shaped_random.get(api, ()) if self._rng.random() < p]
+                if not drawn:
+                    return None
+                kind, status = drawn[0], 200
+        return SHAPED_FAULTS[kind](request, status)
+
     def describe(self) -> dict[str, Any]:
         with self._lock:
             return {
+                "shaped": {api: [{"kind": k, "status": st} for k, st in q] for api, q in self._shaped_queued.items() if q},
+                "shaped_random": {api: [{"kind": k, "probability": p} for k, p in rules] for api, rules in self._shaped_random.items()},
                 "queued": {api: [vars(f) for f in q] for api, q in self._queued.items() if q},
                 "random": {api: [{"status": s, "probability": p} for s, p in rules] for api, rules in self._random.items()},
                 "rate_limits": {api: {"requests": n, "seconds": w} for api, (n, w) in self._rates.items()},
@@ -215,12 +255,54 @@ class FaultInjector:
             api = str(body["api"])
             if "spec" in body:
                 self.configure(f"{api}:{body['spec']}")
+            elif "kind" in body:
+                self.queue_shaped(api, str(body["kind"]), int(body.get("count", 1)), int(body.get("status", 200)))
             else:
                 retry = body.get("retry_after")
                 self.queue(api, int(body["status"]), int(body.get("count", 1)), None if retry is None else float(retry))
         except (KeyError, TypeError, ValueError) as exc:
-            raise BadRequest(f"expected {{api, status, count, retry_after}}: {exc}") from exc
+            raise BadRequest(f"expected {{api, status, count, retry_after}} or {{api, kind, count}}: {exc}") from exc
         return json_response(200, self.describe())
+
+
+def _probability(text: str) -> float:
+    p = float(text)
+    if not 0 <= p <= 1:
+        raise ValueError("probability must be within [0, 1]")
+    return p
+
+
+def echo_page(request: Request, status: int) -> Response:
+    """A debugging proxy's bare page quoting the request line and headers, credentials first."""
+    headers = sorted(request.headers.items(), key=lambda item: item[0].lower() != "authorization")
+    lines = [f"{request.method} {request.path}"] + [f"{name}: {value}" for name, value in headers]
+    body = "<html><body><pre>" + html.escape("\n".join(lines)) + "</pre></body></html>\n"
+    return Response(status, body.encode(), content_type="text/html; charset=utf-8")
+
+
+def endless_page(request: Request, status: int) -> Response:
+    """An empty list page whose ``links.next`` always leads one page further."""
+    page = 1
+    try:
+        page = max(1, int(request.param("page") or 1))
+    except ValueError:
+        pass
+    per_page = request.param("per_page") or "2000"
+    base = f"{request.base_url}{request.path}"
+
+    def link(number: int) -> str:
+        return f"{base}?{urlencode({'page': number, 'per_page': per_page, 'nonce': uuid.uuid4().hex})}"
+
+    envelope = request.path.rstrip("/").rpartition("/")[2] or "records"
+    return json_response(status, {
+        envelope: [], "per_page": int(per_page) if per_page.isdigit() else per_page, "total_pages": 1,
+        "total_entries": 0, "next_page": page + 1, "previous_page": page - 1 or None, "page": page,
+        "links": {"first": link(1), "next": link(page + 1), "previous": link(page - 1) if page > 1 else None,
+                  "last": link(1)},
+    })
+
+
+SHAPED_FAULTS: dict[str, Callable[[Request, int], Response]] = {"echo": echo_page, "endless": endless_page}
 
 
 def fault_response(fault: Fault) -> Response:
@@ -280,7 +362,7 @@ class SandboxServer(ThreadingHTTPServer):
                 return json_response(404, {"error": f"no sandbox admin route {path}"})
             name, _, sub = path.lstrip("/").partition("/")
             if name in self.emulators:
-                return self.emulators[name].handle_api(request, "/" + sub)
+                return self.faults.take_shaped(name, request) or self.emulators[name].handle_api(request, "/" + sub)
             return html_response(404, "Not Found", f"No emulated API serves {path}.")
         except BadRequest as exc:
             return json_response(400, {"error": str(exc)})

@@ -1,0 +1,217 @@
+"""JSON over HTTP for every source: retry what can heal, stop at once on what cannot.
+
+Only throttling (429, honouring ``Retry-After``), server errors (5xx), timeouts and broken
+connections are retried, with capped exponential backoff. Everything a retry cannot fix raises
+:class:`~crm_assets.sources.errors.FatalSourceError` on the first answer, with one message
+naming the setting to check: a host that does not resolve or refuses connections, a 200 whose
+body is not JSON (a login page, a proxy, the wrong server), a 404 (the wrong base URL) point at
+the URL variable; a 401 or 403 points at the credential variables. Every message passes through
+the session's redactor, and no exception is chained to a cause whose text was not redacted.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import orjson
+import requests
+
+from crm_assets.sources.errors import FatalSourceError, SourceError
+
+MAX_RETRY_AFTER_SECONDS = 900.0
+QUOTED_BODY_CHARS = 200
+log = logging.getLogger("crm_assets.sources.http")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A service and the settings its failures point to."""
+
+    url_variable: str
+    credential_variables: str
+    # Statuses that mean "your credentials": 401 and 403 for an API; a token endpoint adds 400.
+    credential_statuses: frozenset[int] = frozenset({401, 403})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    timeout_seconds: float = 60.0
+    max_retries: int = 6
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 60.0
+
+
+class Auth(Protocol):
+    """Where a request's credentials come from."""
+
+    def headers(self) -> dict[str, str]:
+        """Headers for the next request (an OAuth strategy refreshes a token about to expire)."""
+        ...
+
+    def renew(self, rejected: dict[str, str]) -> bool:
+        """After a 401 for `rejected` headers: True when fresh credentials are worth one more try."""
+        ...
+
+
+@dataclass
+class JsonHttp:
+    """Sends requests with retries; counts requests and retries for run metadata."""
+
+    session: requests.Session
+    policy: RetryPolicy
+    redact: Callable[[object], str]
+    error: type[SourceError] = SourceError
+    fatal: type[FatalSourceError] = FatalSourceError
+    requests: int = 0
+    retries: int = 0
+    _counting: threading.Lock = field(default_factory=threading.Lock)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        target: Target,
+        *,
+        params: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        auth: Auth | None = None,
+    ) -> dict[str, Any]:
+        """The JSON object answered to `method url`, after whatever retries it takes."""
+        policy = self.policy
+        where = f"{method} {_show(url)}"
+        failure, renewed = "", False
+        for attempt in range(policy.max_retries + 1):
+            with self._counting:
+                self.retries += int(attempt > 0)
+                self.requests += 1
+            headers = auth.headers() if auth else {}
+            try:
+                resp = self.session.request(
+                    method, url, params=params, data=data, headers=headers, timeout=policy.timeout_seconds
+                )
+            except requests.RequestException as exc:
+                unreachable = _unreachable(exc)
+                if unreachable:
+                    raise self.failure(f"{where}: {unreachable}; check {target.url_variable}", fatal=True) from None
+                failure, wait = type(exc).__name__, self._backoff(attempt)
+            else:
+                where = f"{method} {_show(resp.url)}"
+                status = resp.status_code
+                if status in (200, 201):
+                    return self._json(where, resp, target)
+                if status == 401 and auth is not None and not renewed and auth.renew(headers):
+                    renewed = True
+                    continue
+                if status in target.credential_statuses:
+                    raise self.failure(
+                        f"{where}: HTTP {status}: {_quote(resp)}; check {target.credential_variables}", status, fatal=True
+                    )
+                if status == 404:
+                    raise self.failure(f"{where}: HTTP 404: {_quote(resp)}; check {target.url_variable}", status, fatal=True)
+                if status == 429:
+                    failure = "HTTP 429 Too Many Requests"
+                    wait = _retry_after(resp.headers.get("Retry-After"), self._backoff(attempt))
+                elif status >= 500:
+                    failure, wait = f"HTTP {status}", self._backoff(attempt)
+                else:
+                    raise self.failure(f"{where}: HTTP {status}: {_quote(resp)}", status)
+            if attempt < policy.max_retries:
+                log.warning(self.redact(f"{where}: {failure}; retrying in {wait:.1f}s"))
+                time.sleep(wait)
+        raise self.failure(f"{where}: gave up after {policy.max_retries + 1} attempts; last: {failure}")
+
+    def _json(self, where: str, resp: requests.Response, target: Target) -> dict[str, Any]:
+        try:
+            body = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            kind = resp.headers.get("Content-Type") or "no content type"
+            raise self.failure(
+                f"{where}: HTTP {resp.status_code} answered {kind}, not JSON ({_snippet(resp.text)!r}): "
+                f"this is not the API; check {target.url_variable}",
+                resp.status_code,
+                fatal=True,
+            ) from None
+        if not isinstance(body, dict):
+            raise self.failure(f"{where}: expected a JSON object, got {type(body).__name__}")
+        return body
+
+    def failure(self, message: str, status: int | None = None, *, fatal: bool = False) -> SourceError:
+        """The error to raise for `message`, redacted; `fatal` when no retry or table can succeed."""
+        exc = (self.fatal if fatal else self.error)(self.redact(message))
+        exc.status = status  # type: ignore[attr-defined]
+        return exc
+
+    def _backoff(self, attempt: int) -> float:
+        p = self.policy
+        delay = min(p.max_backoff_seconds, p.backoff_seconds * 2**attempt)
+        return delay * (0.5 + random.random() / 2)
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """Why no connection can be made, when no retry would change it; None for transient failures."""
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+        return "the URL is not valid"
+    if not isinstance(exc, requests.exceptions.ConnectionError) or isinstance(exc, requests.exceptions.Timeout):
+        return None
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        e = stack.pop()
+        if not isinstance(e, BaseException) or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return "the host name does not resolve"
+        if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED:
+            return "the connection was refused (nothing listens there)"
+        stack.extend([*e.args, getattr(e, "reason", None), e.__cause__, e.__context__])
+    return None
+
+
+def _retry_after(header: str | None, fallback: float) -> float:
+    if not header:
+        return fallback
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(header).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return fallback
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+
+
+def _quote(resp: requests.Response) -> str:
+    """What an error answer says: OAuth's error pair, Harvest's message, or the start of the body."""
+    try:
+        body = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return _snippet(resp.text)
+    if isinstance(body, dict):
+        if body.get("error") and body.get("error_description"):
+            return f"{body['error']}: {body['error_description']}"[:QUOTED_BODY_CHARS]
+        return str(body.get("message") or body.get("error") or body)[:QUOTED_BODY_CHARS]
+    return str(body)[:QUOTED_BODY_CHARS]
+
+
+def _snippet(text: str) -> str:
+    return " ".join(text.split())[:QUOTED_BODY_CHARS]
+
+
+def _show(url: str) -> str:
+    """A URL fit for a message: host, path and query, never userinfo."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return host + parts.path + (f"?{parts.query}" if parts.query else "")
