@@ -149,44 +149,60 @@ def build_source_assets(
     def _tables(context: AssetExecutionContext, config: SourceRunConfig) -> Iterator[Any]:
         source = getattr(context.resources, resource_key)
         warehouse: Warehouse = context.resources.warehouse
-        if not context.selected_asset_keys:
-            yield from _checks_alone(context, warehouse, source, open_reader, catalog)
-            return
-        start, end = context.partition_time_window
-        window = (None if start <= first_day else start, end)
-        wanted = {key.path[-1] for key in context.selected_asset_keys}
-        roots = [r for r in catalog.roots if any(s.name in wanted for s in catalog.family(r.name))]
-        failures: list[str] = []
-        synced: list[Stream] = []
-        with warehouse.session() as wh, open_reader(source, catalog) as reader:
-            wh.allow_snapshot_shrink = config.allow_snapshot_shrink
-            wh.ensure_tables([s for s in catalog.streams if s.name in wanted])
-            single_day = len(context.partition_keys) == 1
-            for root in roots:
-                members = [s for s in catalog.family(root.name) if s.name in wanted]
-                try:
-                    results = _sync_family(
-                        context, wh, reader, root, members, wanted, window, warehouse.batch_records, single_day
-                    )
-                except FatalSourceError as exc:
-                    raise dg.Failure(description=reader.redact(str(exc))) from None
-                except Exception as exc:  # one family failing must not hide the others' results
-                    message = reader.redact(f"{root.table}: {exc}")
-                    failures.append(message)
-                    context.log.error(f"{message}")
-                    continue
-                yield from results
-                synced.extend(members)
-            # Checks run once every family is written, so references see their targets.
-            for s in synced:
-                yield from evaluate_checks(context.selected_asset_check_keys, wh, catalog, s, reader.count)
-        if failures:
-            raise dg.Failure(
-                description="Some streams failed:\n" + "\n".join(failures),
-                metadata={"failed_streams": len(failures)},
-            )
+        try:
+            if context.selected_asset_keys:
+                yield from _materialize(context, config, warehouse, source, open_reader, catalog, first_day)
+            else:  # the checks alone, e.g. the UI's *Execute* on a check
+                yield from _checks_alone(context, warehouse, source, open_reader, catalog)
+        except FatalSourceError as exc:  # already redacted by the source; one line, no traceback
+            raise dg.Failure(description=str(exc)) from None
 
     return _tables
+
+
+def _materialize(
+    context: AssetExecutionContext,
+    config: SourceRunConfig,
+    warehouse: Warehouse,
+    source: Any,
+    open_reader: Callable[[Any, Catalog], contextlib.AbstractContextManager[SourceReader]],
+    catalog: Catalog,
+    first_day: datetime,
+) -> Iterator[Any]:
+    """Read the run's window family by family, write it, then evaluate the selected checks."""
+    start, end = context.partition_time_window
+    window = (None if start <= first_day else start, end)
+    wanted = {key.path[-1] for key in context.selected_asset_keys}
+    roots = [r for r in catalog.roots if any(s.name in wanted for s in catalog.family(r.name))]
+    failures: list[str] = []
+    synced: list[Stream] = []
+    with warehouse.session() as wh, open_reader(source, catalog) as reader:
+        wh.allow_snapshot_shrink = config.allow_snapshot_shrink
+        wh.ensure_tables([s for s in catalog.streams if s.name in wanted])
+        single_day = len(context.partition_keys) == 1
+        for root in roots:
+            members = [s for s in catalog.family(root.name) if s.name in wanted]
+            try:
+                results = _sync_family(
+                    context, wh, reader, root, members, wanted, window, warehouse.batch_records, single_day
+                )
+            except FatalSourceError:
+                raise
+            except Exception as exc:  # one family failing must not hide the others' results
+                message = reader.redact(f"{root.table}: {exc}")
+                failures.append(message)
+                context.log.error(message)
+                continue
+            yield from results
+            synced.extend(members)
+        # Checks run once every family is written, so references see their targets.
+        for s in synced:
+            yield from evaluate_checks(context.selected_asset_check_keys, wh, catalog, s, reader.count)
+    if failures:
+        raise dg.Failure(
+            description="Some streams failed:\n" + "\n".join(failures),
+            metadata={"failed_streams": len(failures)},
+        )
 
 
 def _checks_alone(
@@ -202,10 +218,7 @@ def _checks_alone(
     with warehouse.session() as wh, open_reader(source, catalog) as reader:
         for s in catalog.streams:
             if s.name in names:
-                try:
-                    yield from evaluate_checks(selected, wh, catalog, s, reader.count)
-                except FatalSourceError as exc:
-                    raise dg.Failure(description=reader.redact(str(exc))) from None
+                yield from evaluate_checks(selected, wh, catalog, s, reader.count)
 
 
 def _coalesce(batches: Iterator[Any], max_records: int) -> Iterator[list[TableWrite]]:

@@ -71,7 +71,7 @@ class HarvestReader:
 
     def redact(self, text: str) -> str:
         """`text` without any secret the session holds, fit for logs and run metadata."""
-        return getattr(self.api, "redact", str)(text)
+        return self.api.redact(text)
 
     def count(self, root: Stream) -> int | None:
         """How many records the API holds for `root`, from one one-record page."""
@@ -112,7 +112,8 @@ class HarvestReader:
         return [s for s in family if s.name in keep and not s.is_root]
 
     def _pages(self, stream: Stream, params: dict, stats: FamilyStats) -> Iterator[list[Any]]:
-        for page in self.api.pages(stream.endpoint, stream.envelope, params, read_ahead=True):
+        for page in self.api.pages(stream.endpoint, stream.envelope, params, read_ahead=True,
+                                   pagination=stream.pagination):
             stats.count(stream.name, pages=1, fetched=len(page.records))
             yield page.records
 
@@ -195,7 +196,7 @@ class HarvestReader:
         out, out_roots = [], []
         for parent, root_id in zip(parents, roots):
             path = child.endpoint.format(parent_id=parent["id"])
-            for page in self.api.pages(path, child.envelope):
+            for page in self.api.pages(path, child.envelope, pagination=child.pagination):
                 out.extend(page.records)
                 out_roots.extend([root_id] * len(page.records))
                 stats.count(child.name, pages=1, fetched=len(page.records))
