@@ -72,10 +72,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _stop_at_stdin_eof() -> None:
-    """Block until stdin closes, then stop the server the way SIGTERM does."""
+    """Block until stdin closes, then stop the server the way SIGTERM does: sent to the main
+    thread, which waits in serve() (a signal raised in this thread would not wake it)."""
     while sys.stdin.buffer.read(4096):
         pass
-    signal.raise_signal(signal.SIGTERM)
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
 
 
 if __name__ == "__main__":
