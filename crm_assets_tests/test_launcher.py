@@ -178,3 +178,11 @@ def test_the_dev_sandbox_has_no_deadline_and_dies_with_its_parent(tmp_path):
         if parent.poll() is None:
             parent.kill()
             parent.wait(timeout=30)
+
+
+@pytest.mark.skipif(not (ROOT / ".git").exists(), reason="needs a git checkout")
+def test_what_the_ui_and_the_instance_write_stays_out_of_git_status():
+    """Dismissing the UI's welcome pop-up writes .nux/ into DAGSTER_HOME; history goes to data/."""
+    paths = [".nux/nux.yaml", "data/dagster/history/runs.db", "data/dagster/.nux/nux.yaml", "data/crm.duckdb"]
+    done = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert done.stdout.split() == paths, done.stderr
