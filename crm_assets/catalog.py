@@ -146,7 +146,8 @@ def _columns(table: str, spec: dict[str, Any], prefix: tuple[str, ...] = ()) -> 
                 raise CatalogError(f"{table}.{key}: unknown column keys {sorted(unknown)}")
             col_path = tuple(value["path"].split(".")) if value.get("path") else path
             description = " ".join(str(value.get("description") or "").split())
-            cols.append(Column("__".join(path), _check_type(table, key, value["type"]), col_path, description))
+            type_ = _check_type(table, key, value["type"])
+            cols.append(Column("__".join(path), type_, col_path, description))
         elif isinstance(value, dict):
             cols.extend(_columns(table, value, path))
         else:

@@ -40,8 +40,13 @@ ASSET_JOB = "__ASSET_JOB"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 HARVEST_OAUTH_VARIABLES = ("HARVEST_CLIENT_ID", "HARVEST_CLIENT_SECRET", "HARVEST_REFRESH_TOKEN")
-SANDBOX_VARIABLES = ("HARVEST_ACCESS_TOKEN", "HARVEST_ACCOUNT_ID", "HARVEST_API_URL", "HARVEST_START_DATE",
-                     "CRM_ASSETS_SANDBOX_URL")
+SANDBOX_VARIABLES = (
+    "HARVEST_ACCESS_TOKEN",
+    "HARVEST_ACCOUNT_ID",
+    "HARVEST_API_URL",
+    "HARVEST_START_DATE",
+    "CRM_ASSETS_SANDBOX_URL",
+)
 PROBE_TIMEOUT_SECONDS = 5.0
 # The run worker writes its log to this process's stdout; DEBUG would add a line per event.
 RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -61,7 +66,9 @@ def prepare_dagster_home(env: Mapping[str, str] = os.environ) -> Path:
     home = Path(env.get("DAGSTER_HOME") or default).resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or (home == default.resolve() and not filecmp.cmp(config, INSTANCE_CONFIG, shallow=False)):
+    if not config.exists() or (
+        home == default.resolve() and not filecmp.cmp(config, INSTANCE_CONFIG, shallow=False)
+    ):
         shutil.copyfile(INSTANCE_CONFIG, config)
     return home
 
@@ -105,8 +112,10 @@ def check_real_api(env: Mapping[str, str]) -> str:
         return url
     hint = "check HARVEST_API_URL (unset it for the default https://api.harvestapp.com/v2)"
     if env.get("CRM_ASSETS_SANDBOX_URL"):
-        hint = ("these look like a stopped sandbox's exports (CRM_ASSETS_SANDBOX_URL is set): "
-                f"`unset {' '.join(SANDBOX_VARIABLES)}` to run against a fresh sandbox")
+        hint = (
+            "these look like a stopped sandbox's exports (CRM_ASSETS_SANDBOX_URL is set): "
+            f"`unset {' '.join(SANDBOX_VARIABLES)}` to run against a fresh sandbox"
+        )
     raise LauncherError(f"HARVEST_API_URL={url} does not answer ({problem}); {hint}")
 
 
@@ -125,7 +134,7 @@ def platform_env() -> Iterator[str]:
 
     with SandboxProcess(seed=1, scale=1.0) as sandbox:
         os.environ.update(sandbox.env)
-        yield f"sandbox at {sandbox.url} with its own credentials (no HARVEST_ACCESS_TOKEN or OAuth variables set)"
+        yield f"sandbox at {sandbox.url} with its own credentials (no HARVEST_ACCESS_TOKEN or OAuth set)"
 
 
 # -- launching and following a run --
@@ -156,11 +165,16 @@ def run_backfill(
             raise LauncherError(str(exc)) from None
         (repository,) = location.get_repositories().values()
         remote_job = location.get_job(
-            JobSubsetSelector(location_name=location.name, repository_name=repository.name,
-                              job_name=ASSET_JOB, op_selection=None)
+            JobSubsetSelector(
+                location_name=location.name,
+                repository_name=repository.name,
+                job_name=ASSET_JOB,
+                op_selection=None,
+            )
         )
-        plan = location.get_execution_plan(remote_job, RUN_CONFIG, step_keys_to_execute=None, known_state=None,
-                                           instance=instance)
+        plan = location.get_execution_plan(
+            remote_job, RUN_CONFIG, step_keys_to_execute=None, known_state=None, instance=instance
+        )
         run = instance.create_run(
             job_name=remote_job.name,
             run_id=None,
@@ -182,8 +196,10 @@ def run_backfill(
             asset_graph=repository.asset_graph,
         )
         instance.launch_run(run.run_id, workspace)
-        print(f"run {run.run_id} launched for {first}...{last}; its log follows (`make dev` shows it too)",
-              flush=True)
+        print(
+            f"run {run.run_id} launched for {first}...{last}; its log follows (`make dev` shows it too)",
+            flush=True,
+        )
         return wait_for_run(instance, run.run_id, timeout)
 
 
@@ -228,11 +244,15 @@ class RunSummary:
     def lines(self) -> list[str]:
         out = [f"{'table':42} {'rows':>8} {'written':>8}  checks"]
         for table, t in sorted(self.tables.items()):
-            checks = f"{len(t.passed)} passed" + (f", {len(t.failed)} failed: {', '.join(t.failed)}" if t.failed else "")
+            checks = f"{len(t.passed)} passed" + (
+                f", {len(t.failed)} failed: {', '.join(t.failed)}" if t.failed else ""
+            )
             out.append(f"{table:42} {_count(t.rows):>8} {_count(t.written):>8}  {checks}")
         total = sum(len(t.passed) + len(t.failed) for t in self.tables.values())
-        out.append(f"\nrun {self.run_id}: {'succeeded' if self.succeeded else 'FAILED'}; "
-                   f"{total} checks, {self.failed_checks} failed")
+        out.append(
+            f"\nrun {self.run_id}: {'succeeded' if self.succeeded else 'FAILED'}; "
+            f"{total} checks, {self.failed_checks} failed"
+        )
         return out
 
 
@@ -263,15 +283,21 @@ def _warehouse_counts(duckdb_path: str, tables: list[str]) -> dict[str, int]:
         return {}
     counts = {}
     with duckdb.connect(duckdb_path, read_only=True) as conn:
-        present = {f"{schema}.{name}" for schema, name in conn.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
+        present = {
+            f"{schema}.{name}"
+            for schema, name in conn.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables"
+            ).fetchall()
+        }
         for table in tables:
             if table in present:
                 counts[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return counts
 
 
-def _run_events(instance: dg.DagsterInstance, run_id: str, event_type: dg.DagsterEventType) -> Iterator[dg.EventLogEntry]:
+def _run_events(
+    instance: dg.DagsterInstance, run_id: str, event_type: dg.DagsterEventType
+) -> Iterator[dg.EventLogEntry]:
     cursor = None
     while True:
         page = instance.get_records_for_run(run_id, cursor=cursor, of_type=event_type, limit=5000)
@@ -298,23 +324,31 @@ def demo() -> int:
 
         keys = harvest_partitions.get_partition_keys()
         first, last = keys[0], keys[-1]
-        print(f"crm_assets demo: {target}; backfilling {len(keys)} daily partitions {first}...{last}", flush=True)
+        print(
+            f"crm_assets demo: {target}; backfilling {len(keys)} daily partitions {first}...{last}",
+            flush=True,
+        )
         with dg.DagsterInstance.get() as instance:
             run = run_backfill(instance, first, last)
             summary = summarize(instance, run, os.environ["CRM_ASSETS_DUCKDB_PATH"])
         print("\n" + "\n".join(summary.lines()))
-        print(f"warehouse {os.environ['CRM_ASSETS_DUCKDB_PATH']}; run history in DAGSTER_HOME={os.environ['DAGSTER_HOME']}"
-              " (`make dev` shows it)")
+        warehouse, home = os.environ["CRM_ASSETS_DUCKDB_PATH"], os.environ["DAGSTER_HOME"]
+        print(f"warehouse {warehouse}; run history in DAGSTER_HOME={home} (`make dev` shows it)")
         return 0 if summary.ok else 1
 
 
 def dev() -> int:
     with platform_env() as target:
-        print(f"crm_assets dev: {target}; DAGSTER_HOME={os.environ['DAGSTER_HOME']}; "
-              "Dagster UI on http://127.0.0.1:3000", flush=True)
+        print(
+            f"crm_assets dev: {target}; DAGSTER_HOME={os.environ['DAGSTER_HOME']}; "
+            "Dagster UI on http://127.0.0.1:3000",
+            flush=True,
+        )
         dagster = Path(sys.executable).parent / "dagster"
         try:
-            return subprocess.call([str(dagster), "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", "3000"])
+            return subprocess.call(
+                [str(dagster), "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", "3000"]
+            )
         except KeyboardInterrupt:
             return 0
 

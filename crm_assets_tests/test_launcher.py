@@ -42,7 +42,9 @@ def last_days(n: int) -> tuple[str, str]:
     return (today - timedelta(days=n - 1)).isoformat(), today.isoformat()
 
 
-def test_the_demo_run_comes_from_the_code_location_and_its_summary_tells_the_truth(sandbox, platform, tmp_path):
+def test_the_demo_run_comes_from_the_code_location_and_its_summary_tells_the_truth(
+    sandbox, platform, tmp_path
+):
     instance, home = platform
     first, last = last_days(2)
     run = launcher.run_backfill(instance, first, last, timeout=600)
@@ -62,7 +64,9 @@ def test_the_demo_run_comes_from_the_code_location_and_its_summary_tells_the_tru
     for table in ("time_entries", "invoices", "invoice_line_items", "roles", "user_roles"):
         truth = len(expected_rows(sandbox, table, since=first))
         assert summary.tables[f"harvest.{table}"].rows == truth, table
-        assert summary.tables[f"harvest.{table}"].written == truth, f"{table}: a fresh warehouse writes every row"
+        assert summary.tables[f"harvest.{table}"].written == truth, (
+            f"{table}: a fresh warehouse writes every row"
+        )
     declared = {(".".join(spec.asset_key.path), spec.name) for spec in harvest_assets.check_specs}
     reported = {(table, name) for table, t in summary.tables.items() for name in (*t.passed, *t.failed)}
     assert reported == declared, "every check of every table is reported once"
@@ -103,8 +107,14 @@ def test_leftover_sandbox_exports_fail_within_seconds_naming_the_variables(tmp_p
         "CRM_ASSETS_DUCKDB_PATH": str(tmp_path / "crm.duckdb"),
     }
     began = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "crm_assets.launcher", "demo"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "crm_assets.launcher", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 2, output
     assert time.monotonic() - began < 60, "a dead API must fail fast"
@@ -159,8 +169,9 @@ def test_the_dev_sandbox_has_no_deadline_and_dies_with_its_parent(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HARVEST_", "CRM_ASSETS_"))}
     env.update(DAGSTER_HOME=str(tmp_path / "home"), CRM_ASSETS_DUCKDB_PATH=str(tmp_path / "crm.duckdb"))
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              text=True)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
     try:
         url = parent.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), url
@@ -184,5 +195,7 @@ def test_the_dev_sandbox_has_no_deadline_and_dies_with_its_parent(tmp_path):
 def test_what_the_ui_and_the_instance_write_stays_out_of_git_status():
     """Dismissing the UI's welcome pop-up writes .nux/ into DAGSTER_HOME; history goes to data/."""
     paths = [".nux/nux.yaml", "data/dagster/history/runs.db", "data/dagster/.nux/nux.yaml", "data/crm.duckdb"]
-    done = subprocess.run(["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    done = subprocess.run(
+        ["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
     assert done.stdout.split() == paths, done.stderr

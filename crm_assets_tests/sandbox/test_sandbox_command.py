@@ -18,8 +18,12 @@ def test_a_port_in_use_is_one_clear_line_and_exit_code_2():
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "crm_assets.sandbox", "--port", str(port), *SMALL],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "crm_assets.sandbox", "--port", str(port), *SMALL],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
@@ -32,19 +36,27 @@ def test_its_output_can_be_sourced_by_another_shell_while_it_serves(tmp_path):
     ready line, source the file."""
     env_file = tmp_path / "sandbox.env"
     with open(env_file, "w") as out:
-        server = subprocess.Popen([sys.executable, "-m", "crm_assets.sandbox", *SMALL], stdout=out,
-                                  stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [sys.executable, "-m", "crm_assets.sandbox", *SMALL], stdout=out, stderr=subprocess.DEVNULL
+        )
     try:
         deadline = time.monotonic() + 120
         while "# sandbox ready" not in env_file.read_text():
             assert server.poll() is None and time.monotonic() < deadline, "the sandbox never got ready"
             time.sleep(0.1)
-        shell = subprocess.run(["sh", "-c", f'. "{env_file}" && printf %s "$HARVEST_API_URL"'],
-                               capture_output=True, text=True, timeout=30, cwd=Path.cwd())
+        shell = subprocess.run(
+            ["sh", "-c", f'. "{env_file}" && printf %s "$HARVEST_API_URL"'],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=Path.cwd(),
+        )
         assert shell.returncode == 0, shell.stderr
         api_url = shell.stdout
         assert api_url.startswith("http://127.0.0.1:") and api_url.endswith("/harvest/v2"), api_url
-        with urllib.request.urlopen(api_url.rsplit("/harvest/", 1)[0] + "/_sandbox/harvest/info", timeout=10) as r:
+        with urllib.request.urlopen(
+            api_url.rsplit("/harvest/", 1)[0] + "/_sandbox/harvest/info", timeout=10
+        ) as r:
             assert r.status == 200
     finally:
         server.terminate()
