@@ -8,7 +8,7 @@ declared exactly once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,14 @@ class Column:
 
     ``path`` is the key path inside the record (``("client", "id")`` for ``client__id``);
     an empty path means the record itself (a scalar array element); ``None`` means the reader
-    fills it in (a child's ``parent_key``).
+    fills it in (a child's ``parent_key``). ``description`` says what the value means, in the
+    API reference's terms; the UI shows it in the asset's column schema.
     """
 
     name: str
     type: str
     path: tuple[str, ...] | None
+    description: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -128,19 +130,29 @@ class Catalog:
         return s
 
 
+COLUMN_KEYS = frozenset({"type", "path", "description"})
+
+
 def _columns(table: str, spec: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[Column]:
+    """Columns from ``name: TYPE``, ``name: {type: TYPE, description: ..., path: a.b}`` or
+    ``name: {child: ..., ...}`` (a nested object, flattened to ``name__child``)."""
     cols: list[Column] = []
     for key, value in spec.items():
         path = (*prefix, key)
         if isinstance(value, str):
             cols.append(Column("__".join(path), _check_type(table, key, value), path))
-        elif isinstance(value, dict) and "type" in value:
+        elif isinstance(value, dict) and isinstance(value.get("type"), str):
+            unknown = set(value) - COLUMN_KEYS
+            if unknown:
+                raise CatalogError(f"{table}.{key}: unknown column keys {sorted(unknown)}")
             col_path = tuple(value["path"].split(".")) if value.get("path") else path
-            cols.append(Column("__".join(path), _check_type(table, key, value["type"]), col_path))
+            description = " ".join(str(value.get("description") or "").split())
+            type_ = _check_type(table, key, value["type"])
+            cols.append(Column("__".join(path), type_, col_path, description))
         elif isinstance(value, dict):
             cols.extend(_columns(table, value, path))
         else:
-            raise CatalogError(f"{table}.{key}: a column is a type, {{type, path}} or a mapping")
+            raise CatalogError(f"{table}.{key}: a column is a type, {{type, description, path}} or a mapping")
     return cols
 
 
@@ -164,9 +176,9 @@ def parse_catalog(doc: dict[str, Any]) -> Catalog:
         fixed = []
         for c in columns:
             if c.name == parent_key:
-                c = Column(c.name, c.type, None)
+                c = replace(c, path=None)
             elif c.name == value_column:
-                c = Column(c.name, c.type, ())
+                c = replace(c, path=())
             fixed.append(c)
         stream = Stream(
             source=source,

@@ -33,13 +33,16 @@ class SandboxProcess:
     """A sandbox server in a child process, with helpers for its admin API.
 
     ``sb.env`` holds the exported variables (``HARVEST_API_URL`` ...), ``sb.url`` the server's
-    base URL. The child gets ``--lifetime`` so it cannot outlive a crashed parent for long.
+    base URL. The child serves until :meth:`stop`, or ``lifetime`` seconds when that is > 0;
+    it also stops as soon as this process dies, however it dies, because it watches the pipe on
+    its stdin whose other end only this process holds.
     """
 
     def __init__(self, seed: int = 1, scale: float = 1.0, anchor: Any = None, faults: str | None = None,
-                 lifetime: float = 3600, host: str = "127.0.0.1", startup_timeout: float = 180.0,
+                 lifetime: float = 0, host: str = "127.0.0.1", startup_timeout: float = 180.0,
                  extra_args: list[str] | None = None):
-        self.args = ["--host", host, "--port", "0", "--seed", str(seed), "--scale", str(scale), "--lifetime", str(lifetime)]
+        self.args = ["--host", host, "--port", "0", "--seed", str(seed), "--scale", str(scale),
+                     "--lifetime", str(lifetime), "--exit-with-stdin"]
         if anchor is not None:
             self.args += ["--anchor", str(anchor)]
         if faults:
@@ -60,7 +63,7 @@ class SandboxProcess:
         self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "crm_assets.sandbox", *self.args],
-            stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, text=True, encoding="utf-8", env=env,
+            stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.PIPE, text=True, encoding="utf-8", env=env,
         )
         lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=_pump, args=(self.process.stdout, lines), daemon=True).start()
@@ -85,6 +88,8 @@ class SandboxProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         proc = self.process
+        if proc is not None and proc.stdin is not None:
+            proc.stdin.close()
         if proc is not None and proc.poll() is None:
             proc.terminate()
             try:

@@ -49,16 +49,10 @@ def materialize_command(select: str, first: str, last: str) -> list[str]:
     ]
 
 
-def release_killed_runs(home: Path, cwd: Path) -> None:
+def release_killed_runs(home: Path) -> None:
     """What an operator (or the daemon's run monitoring) does after a crash: mark the dead run
     failed and give back its `duckdb` pool slot, which a killed process cannot do itself."""
-    here = Path.cwd()
-    os.chdir(cwd)  # dagster.yaml keeps run storage under ./data
-    try:
-        instance = dg.DagsterInstance.from_config(str(home))
-    finally:
-        os.chdir(here)
-    with instance:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
             instance.report_run_failed(run)
             instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
@@ -76,7 +70,11 @@ def test_cli_materializes_a_partition_range(sandbox, tmp_path, select):
     with duckdb.connect(env["CRM_ASSETS_DUCKDB_PATH"], read_only=True) as conn:
         for table in ("time_entries", "invoice_line_items", "user_project_tasks"):
             assert_table_matches(conn, table, expected_rows(sandbox, table, since=first))
-    assert (tmp_path / "data" / "dagster" / "storage").is_dir(), "run history goes under data/"
+    home = Path(env["DAGSTER_HOME"])
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert len(instance.get_runs()) == 1, "the run is recorded in DAGSTER_HOME's instance"
+    assert (home / "history" / "runs.db").is_file(), "run history goes under DAGSTER_HOME"
+    assert not (tmp_path / "data").exists(), "nothing lands in the working directory"
 
 
 def test_a_killed_backfill_reruns_to_the_same_tables(sandbox, tmp_path):
@@ -96,7 +94,7 @@ def test_a_killed_backfill_reruns_to_the_same_tables(sandbox, tmp_path):
         assert proc.poll() is None, "the backfill finished before it could be killed"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
-        release_killed_runs(Path(env["DAGSTER_HOME"]), tmp_path)
+        release_killed_runs(Path(env["DAGSTER_HOME"]))
     done = subprocess.run(
         materialize_command('key:"harvest/*"', first, last),
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
