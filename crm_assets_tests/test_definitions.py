@@ -69,3 +69,11 @@ def test_dagster_cli_validates_the_code_location():
     )
     assert check.returncode == 0, check.stdout + check.stderr
     assert "success" in (check.stdout + check.stderr).lower()
+
+
+def test_every_column_the_ui_shows_has_a_description():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        schema = graph.get(key).metadata["dagster/column_schema"]
+        undescribed = [c.name for c in schema.columns if not c.description]
+        assert not undescribed, f"{key.to_user_string()}: {undescribed}"

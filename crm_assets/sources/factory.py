@@ -115,7 +115,7 @@ def _spec(catalog: Catalog, s: Stream, partitions_def: dg.PartitionsDefinition) 
         metadata={
             "dagster/table_name": s.table,
             "dagster/column_schema": dg.TableSchema(
-                columns=[dg.TableColumn(c.name, c.type.lower()) for c in s.columns]
+                columns=[dg.TableColumn(c.name, c.type.lower(), description=c.description) for c in s.columns]
                 + [dg.TableColumn("_synced_at", "timestamptz", description="When this row version was written")]
             ),
             "primary_key": ", ".join(s.primary_key),

@@ -171,9 +171,11 @@ class WarehouseSession(StateQueries, CheckQueries):
 
     def table_schema(self, stream: Stream) -> dg.TableSchema:
         """The table's columns as stored, for the `dagster/column_schema` metadata."""
+        described = {c.name: c.description for c in stream.columns}
+        described[SYNCED_AT] = "When this row version was written"
         return dg.TableSchema(
             columns=[
-                dg.TableColumn(name, typ.lower())
+                dg.TableColumn(name, typ.lower(), description=described.get(name, "A field the API sent that the catalog does not declare yet"))
                 for name, typ, _ in self._table_columns(stream)
             ]
         )
