@@ -34,4 +34,4 @@ bench: install
 	$(BIN)/python benchmarks/harvest_backfill.py
 
 clean:
-	rm -rf $(VENV) data/crm.duckdb* data/dagster
+	rm -rf $(VENV) .venv-thirdparty data/crm.duckdb* data/dagster data/harvest_oauth.json*
