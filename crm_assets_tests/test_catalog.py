@@ -83,3 +83,29 @@ def test_a_column_with_a_misspelt_key_is_an_error():
         parse_catalog(
             one_stream({"id": {"type": "BIGINT", "descripton": "typo"}, "updated_at": "TIMESTAMPTZ"})
         )
+
+
+def test_a_child_has_no_replication_key_of_its_own():
+    """Children follow their root's partition; the catalog must not claim otherwise."""
+    catalog = harvest_catalog()
+    children = [s for s in catalog.streams if s.parent]
+    assert len(children) == 9
+    assert all(s.replication_key is None for s in children)
+    doc = one_stream({"id": "BIGINT", "updated_at": "TIMESTAMPTZ"})
+    doc["streams"].append({
+        "name": "parts", "parent": "things", "endpoint": "/things/{parent_id}/parts", "envelope": "parts",
+        "parent_key": "thing_id", "primary_key": ["id"], "replication": "incremental",
+        "replication_key": "updated_at", "pagination": "cursor", "updated_since": True,
+        "columns": {"id": "BIGINT", "thing_id": "BIGINT", "updated_at": "TIMESTAMPTZ"},
+    })
+    with pytest.raises(CatalogError, match=r"demo\.parts: a child follows its parent's partition"):
+        parse_catalog(doc)
+    del doc["streams"][1]["replication_key"]
+    assert parse_catalog(doc).stream("parts").replication_key is None
+
+
+def test_a_snapshot_shrink_share_outside_zero_to_one_is_refused():
+    doc = one_stream({"id": "BIGINT", "updated_at": "TIMESTAMPTZ"})
+    doc["streams"][0]["max_snapshot_shrink"] = 1.5
+    with pytest.raises(CatalogError, match="max_snapshot_shrink"):
+        parse_catalog(doc)
