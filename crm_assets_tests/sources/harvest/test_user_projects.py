@@ -133,3 +133,25 @@ def test_a_rerun_writes_nothing(assignments_changed):
         for e in rerun.get_asset_materialization_events()
     }
     assert written == {"users": 0, "user_projects": 0, "user_project_tasks": 0}
+
+
+def test_a_sandbox_edit_changes_only_the_records_it_names(sandbox):
+    """No undocumented side effects: a payment, a message, a deleted assignment or an edited user
+    leave the invoice, the estimate, the user and the user's assignments as they were."""
+    streams = ("invoices", "estimates", "users", "project_users")
+    before = {s: {r["id"]: r for r in sandbox.harvest_records(s)} for s in streams}
+    payment = sandbox.harvest_records("invoice_payments")[0]
+    message = sandbox.harvest_records("estimate_messages")[0]
+    sandbox.harvest_modify("invoice_payments", ids=[payment["record"]["id"]])
+    sandbox.harvest_modify("estimate_messages", ids=[message["record"]["id"]])
+    gone = next(a for a in before["project_users"].values() if a["is_active"])
+    sandbox.harvest_delete("project_users", [gone["id"]])
+    (edited_user,) = sandbox.harvest_modify("users", ids=[gone["user"]["id"]])
+    after = {s: {r["id"]: r for r in sandbox.harvest_records(s)} for s in streams}
+    assert after["invoices"] == before["invoices"]
+    assert after["estimates"] == before["estimates"]
+    assert after["project_users"] == {i: a for i, a in before["project_users"].items() if i != gone["id"]}
+    assert {i: u for i, u in after["users"].items() if i != edited_user} == {
+        i: u for i, u in before["users"].items() if i != edited_user
+    }
+    assert after["users"][edited_user]["updated_at"] > before["users"][edited_user]["updated_at"]
