@@ -43,13 +43,17 @@ FULL_TABLE = {"roles", "user_roles"}
 def expected_rows(sandbox, table: str, since: str | None = None) -> list[dict[str, Any]]:
     """The rows `harvest.<table>` must hold after loading every day from `since` (YYYY-MM-DD,
     default: all days) to today, as raw JSON objects. Children follow their parent's
-    `updated_at`; roles and their pairs are read whole."""
+    `updated_at`, and a user's project assignments are also re-read for every user one of
+    whose user assignments changed in those days; roles and their pairs are read whole."""
     if since is None or table in FULL_TABLE:
         return _all_rows(sandbox, table)
     if table in ROOTS:
         return [r for r in _all_rows(sandbox, table) if r["updated_at"][:10] >= since]
     parent = PARENTS[table]
     kept = {r["id"] for r in sandbox.harvest_records(parent, ["id", "updated_at"]) if r["updated_at"][:10] >= since}
+    if parent == "users":
+        assignments = sandbox.harvest_records("project_users", ["user", "updated_at"])
+        kept |= {a["user"]["id"] for a in assignments if a["updated_at"][:10] >= since}
     parent_key = {"users": "user_id", "invoices": "invoice_id", "estimates": "estimate_id", "time_entries": "time_entry_id"}
     return [r for r in _all_rows(sandbox, table) if r[parent_key[parent]] in kept]
 

@@ -204,15 +204,13 @@ class ActivitySeeder:
             })
 
     def bump_parents(self) -> None:
-        """A parent's ``updated_at`` is never older than its per-parent children's."""
+        """A document's ``updated_at`` is never older than its messages' and payments': sending
+        one or recording one changes the document's own fields (state, sent and paid times,
+        amount due). A user's assignments change nothing in the user record, so users are left
+        alone (Harvest documents no such bump, spec §4.2)."""
         for stream, parent in (("invoice_messages", "invoices"), ("invoice_payments", "invoices"), ("estimate_messages", "estimates")):
             by_id = {r["id"]: r for r in self.roots[parent]}
             for parent_id, rec in self.children[stream]:
                 p = by_id[parent_id]
                 if rec["updated_at"] > p["updated_at"]:
                     p["updated_at"] = rec["updated_at"]
-        for ua in self.roots["project_users"]:
-            if ua["is_active"]:
-                u = self.user_by_id[ua["user"]["id"]]
-                if ua["updated_at"] > u["updated_at"]:
-                    u["updated_at"] = ua["updated_at"]

@@ -5,7 +5,11 @@
   ``user_projects``, ``billable_rates``, ``cost_rates``) give ``{"parent_id", "record"}`` items.
   ``?fields=a,b`` keeps only those top-level fields. Table names are tap-harvest's (spec §6.1).
 - ``POST modify`` ``{stream, ids | count, set?, delete?}`` — edit records now (a realistic change
-  plus ``set``, with a fresh ``updated_at``) or hard-delete them (no tombstone, §4.3).
+  plus ``set``, with a fresh ``updated_at``) or hard-delete them (no tombstone, §4.3);
+  ``{stream: "project_users", add: [{user_id, project_id}, ...]}`` assigns users to projects.
+  An edit changes only the records named: Harvest documents no ``updated_at`` bump of a user
+  when one of their assignments changes, nor of an invoice or estimate when one of its messages
+  or payments alone is edited (those have their own ``updated_at`` and endpoints), so none is made.
 - ``GET stats`` / ``POST stats/reset`` — API requests by route template; ``GET info``.
 """
 
@@ -26,8 +30,6 @@ from crm_assets.sandbox.server import BadRequest, Request, Response, dumps, json
 # Harvest deletes a document's messages and payments with it, and a user's rate history.
 CASCADES = {"invoices": ("invoice_messages", "invoice_payments"), "estimates": ("estimate_messages",),
             "users": ("billable_rates", "cost_rates")}
-# A message or payment belongs to its document: changing it changes the document.
-BUMPS_PARENT = {"invoice_messages": "invoices", "invoice_payments": "invoices", "estimate_messages": "estimates"}
 # Tables with no request of their own: read their parent's records instead.
 DERIVED = {"invoice_line_items": "invoices", "estimate_line_items": "estimates", "user_roles": "roles",
            "time_entry_external_reference": "time_entries", "user_project_tasks": "user_projects"}
@@ -101,7 +103,9 @@ class HarvestAdmin:
     def _modify(self, body: dict[str, Any]) -> Response:
         name = body.get("stream")
         if name not in self.tables:
-            raise BadRequest(f"stream must be one of {sorted(self.tables)} (user_projects change through project_users or users)")
+            raise BadRequest(f"stream must be one of {sorted(self.tables)} (user_projects change through project_users)")
+        if body.get("add") is not None:
+            return self._assign(name, body["add"])
         patch = body.get("set") or {}
         if not isinstance(patch, dict):
             raise BadRequest("set must be an object")
@@ -130,35 +134,35 @@ class HarvestAdmin:
                 if "updated_at" not in patch:
                     rec["updated_at"] = iso(stamp)
                 table.put(rec)
-                self._propagate(name, rec, mutator)
         return json_response(200, {"modified": ids})
 
-    def _propagate(self, name: str, rec: Record, mutator: Mutator) -> None:
-        """Side effects of an edit: a user's assignments change with the user, and a change to a
-        message or payment (or to a user assignment) bumps its parent.
-
-        The user assignment → user bump is not documented by Harvest; the platform relies on it
-        to keep user_projects current until it reads the assignments another way (issue 12 item 5).
-        """
-        stamp = rec["updated_at"]
-        if name == "users":
+    def _assign(self, name: str, pairs: Any) -> Response:
+        """New active user assignments, created now, as ``POST /projects/{id}/user_assignments``
+        would make them (the user's default rates)."""
+        if name != "project_users" or not isinstance(pairs, list):
+            raise BadRequest("add takes stream project_users and a list of {user_id, project_id}")
+        with self.lock:
+            users, projects = self.tables["users"].records, self.tables["projects"].records
             assignments = self.tables["project_users"]
-            mine = [i for i in sorted(assignments.records) if assignments.records[i]["user"]["id"] == rec["id"]
-                    and assignments.records[i]["is_active"]]
-            if mine:
-                ua = mutator.edit("project_users", assignments.records[mine[0]])
-                ua["updated_at"] = max(stamp, iso(epoch(ua["updated_at"]) + 1))
-                assignments.put(ua)
-        elif name == "project_users":
-            self._bump("users", rec["user"]["id"], stamp)
-        elif name in BUMPS_PARENT:
-            self._bump(BUMPS_PARENT[name], self.tables[name].parent_of[rec["id"]], stamp)
-
-    def _bump(self, table_name: str, rid: int, stamp: str) -> None:
-        table = self.tables[table_name]
-        rec = table.records.get(rid)
-        if rec is not None and rec["updated_at"] < stamp:
-            table.put({**rec, "updated_at": stamp})
+            added = []
+            for pair in pairs:
+                user, project = users.get(int(pair["user_id"])), projects.get(int(pair["project_id"]))
+                if user is None or project is None:
+                    return json_response(404, {"error": f"unknown user or project in {pair}"})
+                taken = any(a["user"]["id"] == user["id"] and a["project"]["id"] == project["id"]
+                            for a in assignments.records.values())
+                if taken:
+                    return json_response(422, {"error": f"user {user['id']} is already assigned to {project['id']}"})
+                now = iso(int(time.time()))
+                rid = max(assignments.records) + 1
+                assignments.put({
+                    "id": rid, "project": {k: project[k] for k in ("id", "name", "code")},
+                    "user": {"id": user["id"], "name": f"{user['first_name']} {user['last_name']}"},
+                    "is_active": True, "is_project_manager": False, "use_default_rates": True,
+                    "hourly_rate": user["default_hourly_rate"], "budget": None, "created_at": now, "updated_at": now,
+                })
+                added.append(rid)
+        return json_response(200, {"added": added})
 
     def _delete(self, name: str, rid: int) -> None:
         """Hard delete, no tombstone; dependent records go with it."""
@@ -166,15 +170,7 @@ class HarvestAdmin:
             table = self.tables[child]
             for cid in list(table.by_parent.get(rid, ())):
                 table.delete(cid)
-        record = self.tables[name].records[rid]
-        parent = self.tables[name].delete(rid)
-        if name == "project_users":
-            parent_table, parent = "users", record["user"]["id"]
-        else:
-            parent_table = BUMPS_PARENT.get(name)
-        if parent is not None and parent_table:
-            stamp = max(int(time.time()), self.tables[parent_table].updated.get(parent, 0) + 1)
-            self._bump(parent_table, parent, iso(stamp))
+        self.tables[name].delete(rid)
 
 
 def _merge(base: Record, patch: dict[str, Any]) -> Record:

@@ -8,6 +8,12 @@ partition) reads the listing whole, so records last changed before the start dat
 derives line items and pairs from the record itself and calls per-parent endpoints (messages,
 payments, project assignments) only for those parents, so requests grow with the changes, not
 with the table. Full-table streams are read whole and written as one snapshot.
+
+A user's project assignments change without the user's ``updated_at`` moving (Harvest documents
+no such bump), so they are also re-read, whole, for each user named by a user assignment changed
+in the window: ``GET /user_assignments`` takes ``updated_since`` and lists archived assignments
+too, so an archival shows there while ``/users/{id}/project_assignments`` (active ones only)
+simply stops listing it, and replacing the user's rows drops it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from crm_assets.warehouse.records import RecordError, record_label
 from crm_assets.warehouse.store import TableWrite
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# Per-parent children that are also re-read for the parents a change to another stream names:
+# child -> (stream whose changes in the window name the parents, path of the parent's id there).
+REREAD_FOR_CHANGES_IN = {"user_projects": ("project_users", ("user", "id"))}
 # RFC 3339 date-times, the only replication-key form accepted besides Harvest's own.
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -91,16 +100,61 @@ class HarvestReader:
                 records.extend(page)
             yield self._batch(root, records, needed, wanted, stats, snapshot=True)
             return
-        params = {}
-        if root.updated_since and start is not None:
-            params["updated_since"] = format_timestamp(start - timedelta(seconds=1))
+        params = self._since(root, start)
         lo, hi = ("" if start is None else format_timestamp(start)), format_timestamp(end)
+        read_parents: set[Any] = set()
         for page in self._pages(root, params, stats):
             kept, newest = self._in_window(root, page, lo, hi)
             stats.outside_window += len(page) - len(kept)
             if newest and (stats.newest is None or _parse(newest) > stats.newest):
                 stats.newest = _parse(newest)
+            read_parents.update(_record_id(root, r, i) for i, r in enumerate(kept))
             yield self._batch(root, kept, needed, wanted, stats, snapshot=False)
+        for child in needed:
+            if child.name in REREAD_FOR_CHANGES_IN:
+                yield from self._reread_children(root, child, start, (lo, hi), read_parents, wanted, stats)
+
+    def _reread_children(
+        self,
+        root: Stream,
+        child: Stream,
+        start: datetime | None,
+        window: tuple[str, str],
+        read_parents: set[Any],
+        wanted: set[str],
+        stats: FamilyStats,
+    ) -> Iterator[Batch]:
+        """Batches replacing `child` (and what derives from it) for every parent that a record
+        of the trigger stream changed in `window` names, except those already read.
+
+        The children are read now, so their version is the time of reading: a stored parent
+        written later than that keeps the children read with it.
+        """
+        trigger_name, id_path = REREAD_FOR_CHANGES_IN[child.name]
+        trigger = self.catalog.stream(trigger_name)
+        family = list(self.catalog.family(child.name))
+        members_wanted = wanted & {s.name for s in family}
+        for page in self._pages(trigger, self._since(trigger, start), stats):
+            kept, _ = self._in_window(trigger, page, *window)
+            parent_ids = []
+            for record in kept:
+                parent_id = _dig(record, id_path)
+                if parent_id is not None and parent_id not in read_parents:
+                    read_parents.add(parent_id)
+                    parent_ids.append(parent_id)
+            if parent_ids:
+                read_at = format_timestamp(datetime.now(UTC))
+                parents = [{"id": p} for p in parent_ids]
+                yield self._batch(root, parents, family, members_wanted, stats, snapshot=False,
+                                  versions=[read_at] * len(parents))
+
+    @staticmethod
+    def _since(stream: Stream, start: datetime | None) -> dict[str, str]:
+        """The change filter for a window starting at `start`: one second early, because
+        Harvest's `updated_since` is strict at one-second precision; none without a start."""
+        if not stream.updated_since or start is None:
+            return {}
+        return {"updated_since": format_timestamp(start - timedelta(seconds=1))}
 
     def _needed(self, root: Stream, wanted: set[str]) -> list[Stream]:
         """Family members to read: the wanted ones and any parent a wanted one comes from."""
@@ -143,10 +197,13 @@ class HarvestReader:
         wanted: set[str],
         stats: FamilyStats,
         snapshot: bool,
+        versions: list[Any] | None = None,
     ) -> Batch:
-        """Writes for one page of root records and everything derived or fetched from them."""
+        """Writes for one page of root records and everything derived or fetched from them;
+        `versions` stands for the records' replication keys as the version of their children."""
         root_ids = [_record_id(root, r, i) for i, r in enumerate(records)]
-        versions = [r.get(root.replication_key) for r in records] if root.replication_key else None
+        if versions is None and root.replication_key:
+            versions = [r.get(root.replication_key) for r in records]
         rows: dict[str, tuple[list[Any], list[Any]]] = {root.name: (records, root_ids)}
         for child in needed:
             parent_rows, parent_roots = rows[child.parent]
@@ -207,6 +264,13 @@ def _record_id(stream: Stream, record: Any, index: int) -> Any:
     if not isinstance(record, dict) or record.get("id") is None:
         raise RecordError(f"{stream.table}: record {record_label(record, index)} has no 'id'")
     return record["id"]
+
+
+def _dig(record: Any, path: tuple[str, ...]) -> Any:
+    value = record
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
 
 
 def _parse(value: str) -> datetime:

@@ -202,6 +202,9 @@ class TestChangeDataCapture:
         assert by_route["/invoices"] == 2
         assert by_route["/invoices/{id}/messages"] == 5
         assert by_route["/invoices/{id}/payments"] == 5
+        # project_users' listing and count, and the users family's look at the day's assignment
+        # changes (none here, so no user's assignments are read)
+        assert by_route["/user_assignments"] == 3
         assert "/users/{id}/project_assignments" not in by_route
         assert changed["requests"]["requests"] <= 45 < changed["full_requests"]
 
