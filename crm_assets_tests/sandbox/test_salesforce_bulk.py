@@ -20,10 +20,14 @@ def test_insert_gives_one_result_per_row_in_order_across_batches(sfsb):
     rows = [{"Name": f"Client {i}", "Harvest_Client_Id__c": str(100 + i)} for i in range(7)]
     rows[3] = {"Harvest_Client_Id__c": "103"}  # no Name: required
     rows[5]["NumberOfEmployees"] = "many"  # not a number
+    rows[6]["Harvest_Client_Id__c"] = "101"  # the external id of row 1, in another batch
     results = password_client(sfsb.env).bulk.Account.insert(rows, batch_size=3)
-    assert codes(results) == [None, None, None, "REQUIRED_FIELD_MISSING", None, "INVALID_TYPE_ON_FIELD_IN_RECORD", None]
+    assert codes(results) == [None, None, None, "REQUIRED_FIELD_MISSING", None, "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                              "DUPLICATE_VALUE"]
     assert results[3]["errors"][0]["fields"] == ["Name"]
-    assert [r["success"] for r in results] == [True, True, True, False, True, False, True]
+    assert results[6]["errors"][0]["message"] == (
+        f"duplicate value found: Harvest_Client_Id__c duplicates value on record with id: {results[1]['id']}")
+    assert [r["success"] for r in results] == [True, True, True, False, True, False, False]
     assert all(r["created"] for r in results if r["success"]) and results[3]["id"] is None
     org = {r["Id"]: r for r in sfsb.salesforce_records("Account")}
     assert sorted(org) == sorted(r["id"] for r in results if r["success"])
