@@ -15,6 +15,10 @@ Routes under ``/services/async/{version}/`` (spec §1.6, §2.8), authenticated b
   ``{"success", "created", "id", "errors"}`` per record, in request order; 400 ``InvalidBatch``
   "Records not processed" for a Failed batch) and ``.../request`` (the records as sent).
 
+Query jobs (``operation`` ``query``/``queryAll``, as ``sf.bulk.<Object>.query/query_all`` send them):
+the batch body is the SOQL text; ``GET .../result`` lists one result id, ``GET .../result/{id}``
+answers the records (with ``attributes``).
+
 Errors are ``{"exceptionCode", "exceptionMessage"}`` with HTTP 400 (``InvalidJob``,
 ``InvalidJobState``, ``InvalidBatch``, ``InvalidSessionId`` ...).
 """
@@ -28,11 +32,14 @@ import threading
 from typing import Any
 
 from crm_assets.sandbox.salesforce_org import OPERATIONS, Org
+from crm_assets.sandbox.salesforce_rest import run_query
 from crm_assets.sandbox.salesforce_schema import find_object
+from crm_assets.sandbox.salesforce_soql import SoqlError, parse
 from crm_assets.sandbox.salesforce_values import make_id, sf_datetime
 from crm_assets.sandbox.server import Response, json_response
 
 MAX_BATCH_RECORDS = 10_000
+QUERIES = ("query", "queryAll")
 LOCK_BATCH_MESSAGE = "TooManyLockFailure : Too many lock failure 200 Trying again later."
 
 
@@ -83,6 +90,8 @@ class BulkV1:
                 return json_response(200, self._batch_info(batch))
             if len(parts) == 5 and method == "GET" and parts[4] == "result":
                 return self._results(batch)
+            if len(parts) == 6 and method == "GET" and parts[4] == "result" and batch["query_result"] == parts[5]:
+                return json_response(200, batch["results"])
             if len(parts) == 5 and method == "GET" and parts[4] == "request":
                 return json_response(200, batch["request"])
         return bulk_error("InvalidUrl", f"{method} is not supported on {'/'.join(parts)}", 405)
@@ -91,7 +100,7 @@ class BulkV1:
         if not isinstance(spec, dict):
             return bulk_error("InvalidJob", "the job must be a JSON object")
         operation, obj = spec.get("operation"), find_object(str(spec.get("object") or ""))
-        if operation not in OPERATIONS:
+        if operation not in (*OPERATIONS, *QUERIES):
             return bulk_error("InvalidJob", f"Invalid operation: {operation}")
         if obj is None or not obj.writable:
             return bulk_error("InvalidJob", f"Unable to find object: {spec.get('object')}")
@@ -140,7 +149,9 @@ class BulkV1:
         batch: dict[str, Any] = {"id": batch_id, "jobId": job["id"], "state": "Queued", "createdDate": now,
                                  "systemModstamp": now, "numberRecordsProcessed": 0, "numberRecordsFailed": 0,
                                  "totalProcessingTime": 0, "apiActiveProcessingTime": 0, "apexProcessingTime": 0,
-                                 "request": [], "results": None, "polls": 0}
+                                 "request": [], "results": None, "polls": 0, "query_result": None}
+        if job["operation"] in QUERIES:
+            return self._add_query_batch(job, batch, body.decode("utf-8", "replace"))
         try:
             records = json.loads(body) if body else None
         except ValueError as exc:
@@ -165,9 +176,30 @@ class BulkV1:
         if batch["results"] is not None:
             batch["numberRecordsProcessed"] = len(batch["results"])
             batch["numberRecordsFailed"] = sum(not r["success"] for r in batch["results"])
+        return self._store(job, batch)
+
+    def _add_query_batch(self, job: dict[str, Any], batch: dict[str, Any], soql: str) -> Response:
+        """A query batch's records become one result set, listed by ``result`` and read by ``result/{id}``."""
+        batch["request"] = soql
+        try:
+            if parse(soql).obj.name != job["object"]:
+                raise SoqlError("INVALID_TYPE", f"the query must select from the job's object {job['object']}")
+            records, _count = run_query(self.org, soql, job["operation"] == "queryAll", str(job["apiVersion"]))
+            if records is None:
+                raise SoqlError("MALFORMED_QUERY", "Aggregate Relationships not supported in Bulk Query")
+        except SoqlError as exc:
+            records, batch["stateMessage"] = None, f"InvalidBatch : {exc.code}: {exc.message}"
+        if records is not None:
+            with self.lock:
+                batch["query_result"] = make_id("752", next(self._ids))
+            batch["results"], batch["numberRecordsProcessed"] = records, len(records)
+        batch["state"] = "Failed" if records is None else "Completed"
+        return self._store(job, batch)
+
+    def _store(self, job: dict[str, Any], batch: dict[str, Any]) -> Response:
         with self.lock:
-            self.batches[batch_id] = batch
-            job["batches"].append(batch_id)
+            self.batches[batch["id"]] = batch
+            job["batches"].append(batch["id"])
         return json_response(201, {**self._batch_info(batch, peek=True), "state": "Queued"})
 
     def _results(self, batch: dict[str, Any]) -> Response:
@@ -175,6 +207,8 @@ class BulkV1:
             if batch["state"] == "Failed":
                 return bulk_error("InvalidBatch", "Records not processed")
             return bulk_error("InvalidBatch", "Batch not completed")
+        if batch.get("query_result"):
+            return json_response(200, [batch["query_result"]])
         return json_response(200, batch["results"])
 
     def _state(self, batch: dict[str, Any], count: bool) -> str:
@@ -187,7 +221,7 @@ class BulkV1:
 
     def _batch_info(self, batch: dict[str, Any], peek: bool = False) -> dict[str, Any]:
         state = self._state(batch, count=not peek)
-        info = {k: v for k, v in batch.items() if k not in ("request", "results", "polls", "stateMessage")}
+        info = {k: v for k, v in batch.items() if k not in ("request", "results", "polls", "stateMessage", "query_result")}
         info["state"] = state
         if state == "Failed":
             info["stateMessage"] = batch.get("stateMessage")
@@ -214,9 +248,13 @@ class BulkV1:
         with self.lock:
             jobs = list(self.jobs.values())
         return [{**self._job_info(j), "concurrencyModeSent": j["concurrencyModeSent"],
-                 "batches": [{"id": b, "state": self.batches[b]["state"], "records": len(self.batches[b]["request"]),
+                 "batches": [{"id": b, "state": self.batches[b]["state"], "records": _count(self.batches[b]["request"]),
                               "stateMessage": self.batches[b].get("stateMessage")} for b in j["batches"]]}
                 for j in jobs]
+
+
+def _count(request: Any) -> int | None:
+    return len(request) if isinstance(request, list) else None
 
 
 def _json(body: bytes) -> Any:

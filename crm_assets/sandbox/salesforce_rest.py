@@ -147,7 +147,7 @@ class Rest:
             return rest_error(404, "NOT_FOUND", "The requested resource does not exist")
         wanted = request.param("fields")
         names = [obj.field(n).name for n in wanted.split(",") if obj.field(n)] if wanted else [f.name for f in obj.fields]
-        return json_response(200, self.render(obj, record, names, version))
+        return json_response(200, render(obj, record, names, version))
 
     def _write(self, request: Request, obj: SObject, operation: str, target: Any, version: str) -> Response:
         body = request.json() if operation != "delete" else {}
@@ -181,26 +181,6 @@ class Rest:
             return json_response(200, answer) if float(version) >= 46 else Response(204)
         return Response(204)
 
-    @staticmethod
-    def render(obj: SObject, record: dict[str, Any], names: list[str], version: str, org: Any = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"attributes": {"type": obj.name,
-                                              "url": f"/services/data/v{version}/sobjects/{obj.name}/{record['Id']}"}}
-        for name in names:
-            head, _, tail = name.partition(".")
-            if not tail:
-                out[name] = record.get(name)
-                continue
-            relation = obj.by_relationship[head.lower()]
-            target = find_object(relation.reference_to[0])
-            related = org.get(target, record[relation.name]) if org and record.get(relation.name) else None
-            if related is None:
-                out[head] = None
-            else:
-                nested = out.get(head) or Rest.render(target, related, [], version)
-                nested[tail] = related.get(tail)
-                out[head] = nested
-        return out
-
     # -- queries --
 
     def _query(self, request: Request, version: str, include_deleted: bool) -> Response:
@@ -208,33 +188,12 @@ class Rest:
         if not text:
             return rest_error(400, "MALFORMED_QUERY", "A query string must be provided (q=)")
         try:
-            query = parse(text)
+            records, count = run_query(self.org, text, include_deleted, version)
         except SoqlError as exc:
             return rest_error(400, exc.code, exc.message)
-        rows = self.org.all(query.obj, "include" if include_deleted else "exclude")
-        obj = query.obj
-
-        def reader(record: dict[str, Any]) -> Any:
-            def read(path: str) -> Any:
-                head, _, tail = path.partition(".")
-                if not tail:
-                    return record.get(head)
-                relation = obj.by_relationship[head.lower()]
-                related = self.org.get(find_object(relation.reference_to[0]), record.get(relation.name) or "")
-                return related.get(tail) if related else None
-            return read
-
-        rows = [r for r in rows if matches(query.where, reader(r))]
-        for path, descending in reversed(query.order):
-            rows.sort(key=lambda r, p=path: (reader(r)(p) is None, _sort_key(reader(r)(p))), reverse=descending)
-        rows = rows[query.offset:]
-        if query.limit is not None:
-            rows = rows[:query.limit]
-        if not query.fields:
-            return json_response(200, {"totalSize": len(rows), "done": True, "records": []})
-        records = [self.render(obj, r, query.fields, version, self.org) for r in rows]
-        size = _batch_size(request.headers.get("Sforce-Query-Options"))
-        return self._page(version, records, 0, size)
+        if records is None:
+            return json_response(200, {"totalSize": count, "done": True, "records": []})
+        return self._page(version, records, 0, _batch_size(request.headers.get("Sforce-Query-Options")))
 
     def _page(self, version: str, records: list[dict[str, Any]], offset: int, size: int) -> Response:
         page = records[offset:offset + size]
@@ -254,6 +213,52 @@ class Rest:
             return rest_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         records, size = cursor
         return self._page(version, records, int(offset), size)
+
+
+def render(obj: SObject, record: dict[str, Any], names: list[str], version: str, org: Any = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"attributes": {"type": obj.name,
+                                          "url": f"/services/data/v{version}/sobjects/{obj.name}/{record['Id']}"}}
+    for name in names:
+        head, _, tail = name.partition(".")
+        if not tail:
+            out[name] = record.get(name)
+            continue
+        relation = obj.by_relationship[head.lower()]
+        target = find_object(relation.reference_to[0])
+        related = org.get(target, record[relation.name]) if org and record.get(relation.name) else None
+        if related is None:
+            out[head] = None
+        else:
+            nested = out.get(head) or render(target, related, [], version)
+            nested[tail] = related.get(tail)
+            out[head] = nested
+    return out
+
+
+def run_query(org: Any, text: str, include_deleted: bool, version: str) -> tuple[list[dict[str, Any]] | None, int]:
+    """The rendered records a SOQL query selects (None for ``COUNT()``) and their number."""
+    query = parse(text)
+    obj = query.obj
+
+    def reader(record: dict[str, Any]) -> Any:
+        def read(path: str) -> Any:
+            head, _, tail = path.partition(".")
+            if not tail:
+                return record.get(head)
+            relation = obj.by_relationship[head.lower()]
+            related = org.get(find_object(relation.reference_to[0]), record.get(relation.name) or "")
+            return related.get(tail) if related else None
+        return read
+
+    rows = [r for r in org.all(obj, "include" if include_deleted else "exclude") if matches(query.where, reader(r))]
+    for path, descending in reversed(query.order):
+        rows.sort(key=lambda r, p=path: (reader(r)(p) is None, _sort_key(reader(r)(p))), reverse=descending)
+    rows = rows[query.offset:]
+    if query.limit is not None:
+        rows = rows[:query.limit]
+    if not query.fields:
+        return None, len(rows)
+    return [render(obj, r, query.fields, version, org) for r in rows], len(rows)
 
 
 def _sort_key(value: Any) -> Any:

@@ -115,3 +115,14 @@ def test_delete_goes_to_the_recycle_bin_and_hard_delete_removes(sfsb):
     assert sfsb.salesforce_records("Account", deleted="only") == []
     sf.bulk.Account.delete([{"Id": ids[2]}])
     assert [(r["Id"], r["IsDeleted"]) for r in sfsb.salesforce_records("Account", deleted="include")] == [(ids[2], True)]
+
+
+def test_bulk_query_and_query_all_read_the_org(sfsb):
+    sf = password_client(sfsb.env)
+    ids = [r["id"] for r in sf.bulk.Account.insert([{"Name": n, "Harvest_Client_Id__c": n} for n in "ABC"])]
+    sf.bulk.Account.delete([{"Id": ids[1]}])
+    live = sf.bulk.Account.query("SELECT Id, Harvest_Client_Id__c FROM Account ORDER BY Name")
+    assert [(r["Id"], r["Harvest_Client_Id__c"]) for r in live] == [(ids[0], "A"), (ids[2], "C")]
+    assert live[0]["attributes"]["type"] == "Account"
+    everything = sf.bulk.Account.query_all("SELECT Id, IsDeleted FROM Account")
+    assert [(r["Id"], r["IsDeleted"]) for r in everything] == [(ids[0], False), (ids[1], True), (ids[2], False)]
