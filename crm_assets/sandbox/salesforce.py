@@ -45,6 +45,8 @@ from xml.sax.saxutils import escape
 
 from crm_assets.sandbox.salesforce_admin import SalesforceAdmin
 from crm_assets.sandbox.salesforce_bulk import BulkV1, bulk_error
+from crm_assets.sandbox.salesforce_bulk2 import BulkV2
+from crm_assets.sandbox.salesforce_collections import Collections
 from crm_assets.sandbox.salesforce_org import USER_ID, USERNAME, Org
 from crm_assets.sandbox.salesforce_rest import Rest, rest_error
 from crm_assets.sandbox.salesforce_tls import start_https
@@ -105,8 +107,8 @@ class SalesforceEmulator:
         self.bulk = BulkV1(self.org)
         self.bulk.fail_batch = lambda: self.sf_faults.due("batch_failed")
         self.rest = Rest(self)
-        self.collections: Any = None
-        self.bulk2: Any = None
+        self.collections = Collections(self.org)
+        self.bulk2 = BulkV2(self.org)
         self.admin = SalesforceAdmin(self)
         self.lock = threading.Lock()
         self.sessions: dict[str, int | None] = {}

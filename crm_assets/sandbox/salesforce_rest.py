@@ -93,7 +93,7 @@ class Rest:
         if head == "sobjects":
             return self._sobjects(request, version, parts[1:], entry)
         if head == "composite" and parts[1:2] == ["sobjects"] and self.emulator.collections:
-            return self.emulator.collections.handle(request, parts[2:], entry)
+            return self.emulator.collections.handle(request, version, parts[2:], entry)
         if head == "jobs" and parts[1:2] == ["ingest"] and self.emulator.bulk2:
             return self.emulator.bulk2.handle(request, version, parts[2:], entry)
         return rest_error(404, "NOT_FOUND", "The requested resource does not exist")
