@@ -112,7 +112,8 @@ class SalesforceEmulator:
         self.admin = SalesforceAdmin(self)
         self.lock = threading.Lock()
         self.sessions: dict[str, int | None] = {}
-        self.requests: deque[dict[str, Any]] = deque(maxlen=200_000)
+        self.requests: deque[dict[str, Any]] = deque(maxlen=200_000)  # the latest ones; `received` counts all
+        self.received = 0
         self.port = 0
         self.ca_bundle = ""
 
@@ -181,7 +182,8 @@ class SalesforceEmulator:
         response = self._route(request, entry)
         entry.update(status=response.status, ms=round((time.monotonic() - began) * 1000, 1))
         with self.lock:
-            entry["seq"] = len(self.requests) + 1
+            self.received += 1
+            entry["seq"] = self.received
             self.requests.append(entry)
         return response
 

@@ -63,8 +63,7 @@ class SalesforceAdmin:
             return json_response(200, {"reset": True})
         if path == "/requests":
             if method == "DELETE":
-                with self.sf.lock:
-                    self.sf.requests.clear()
+                self._forget_requests()
             with self.sf.lock:
                 requests = list(self.sf.requests)
             return json_response(200, {"count": len(requests), "requests": requests})
@@ -95,10 +94,14 @@ class SalesforceAdmin:
             self.sf.bulk2.reset()
         with self.sf.rest.lock:
             self.sf.rest.cursors.clear()
-        with self.sf.lock:
-            self.sf.requests.clear()
+        self._forget_requests()
         self.sf.sf_faults.clear()
         self.sf.faults.clear(self.sf.name)
+
+    def _forget_requests(self) -> None:
+        with self.sf.lock:
+            self.sf.requests.clear()
+            self.sf.received = 0
 
     def _add_fault(self, body: dict[str, Any]) -> None:
         kind = body.get("kind")

@@ -125,3 +125,11 @@ def test_values_are_converted_as_salesforce_does(sfsb):
     assert cleared[0]["success"]
     [project] = sfsb.salesforce_records("Harvest_Project__c")
     assert (project["Is_Billable__c"], project["Budget_Hours__c"]) == (False, None)  # a null checkbox is false
+
+
+def test_rest_answers_report_api_usage(sfsb):
+    sf = session_client(sfsb)
+    sf.query("SELECT Id FROM Account")
+    sf.query("SELECT Id FROM Account")
+    usage = sf.api_usage["api-usage"]
+    assert usage.total == 100_000 and usage.used >= 2
