@@ -13,6 +13,8 @@
   ``concurrencyMode`` as sent; never passwords or tokens); ``DELETE /requests`` clears it;
 - ``GET /jobs`` — Bulk 1.0 jobs with ``concurrencyMode`` (as answered), ``concurrencyModeSent``
   (as the client sent it), state and batches;
+- ``GET /sessions`` — ``{"sessions": [...]}``, every session id issued (by logins too), so tests
+  can check that none leaked into logs or files;
 - ``POST /sessions`` — a new session id ``{"session_id", "instance_url"}`` (for session-id auth);
   ``POST /sessions/expire`` ``{"after": N}`` — every live session dies after N more data
   requests (default 0: now);
@@ -69,6 +71,9 @@ class SalesforceAdmin:
             return json_response(200, {"count": len(requests), "requests": requests})
         if method == "GET" and path == "/jobs":
             return json_response(200, {"jobs": self.sf.bulk.summary()})
+        if method == "GET" and path == "/sessions":
+            with self.sf.lock:
+                return json_response(200, {"sessions": list(self.sf.sessions)})
         if method == "POST" and path == "/sessions":
             return json_response(200, {"session_id": self.sf.new_session(), "instance_url": self.sf.instance_url})
         if method == "POST" and path == "/sessions/expire":

@@ -3,11 +3,13 @@ only the sandbox's CA bundle makes trusted; and the exports that point a client 
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
 import requests
 from simple_salesforce import Salesforce, SalesforceLogin
+from simple_salesforce.login import token_login
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
 
 from crm_assets_tests.sandbox.salesforce_client import (
@@ -37,6 +39,8 @@ def test_password_and_security_token_log_in_over_soap_and_data_goes_to_the_insta
     assert (login["api"], login["path"], login["status"]) == ("soap", "/services/Soap/u/59.0", 200)
     assert login["host"].startswith("localhost:") and describe["host"].startswith("127.0.0.1:")
     assert sfsb.env["SALESFORCE_PASSWORD"] not in str(login)
+    assert sf.session_id in sfsb.salesforce_issued_sessions()
+    assert sf.session_id not in str(sfsb.salesforce_requests())
 
 
 def test_soap_login_also_reaches_the_sandbox_through_scratch_url(sfsb):
@@ -64,6 +68,16 @@ def test_oauth_client_credentials_on_a_my_domain(sfsb):
     assert sf.Contact.describe()["name"] == "Contact"
     token = sfsb.salesforce_requests()[0]
     assert token["api"] == "oauth" and token["body"] == {"grant_type": "client_credentials"}
+
+
+def test_oauth_client_credentials_through_token_login_on_the_login_url(sfsb):
+    """The path a client takes when the login URL is not a ``*.salesforce.com`` host (spec §2.0)."""
+    basic = base64.b64encode(f"{sfsb.env['SALESFORCE_CLIENT_ID']}:{sfsb.env['SALESFORCE_CLIENT_SECRET']}".encode())
+    token, instance = token_login(f"{sfsb.env['SALESFORCE_LOGIN_URL']}/services/oauth2/token",
+                                  {"grant_type": "client_credentials"}, "unused", sfsb.env["SALESFORCE_CLIENT_ID"],
+                                  {"Authorization": f"Basic {basic.decode()}"}, None, sandbox_session(sfsb.env))
+    sf = Salesforce(session_id=token, instance=instance, session=sandbox_session(sfsb.env))
+    assert sf.query("SELECT Username FROM User")["records"][0]["Username"] == sfsb.env["SALESFORCE_USERNAME"]
 
 
 def test_oauth_client_credentials_with_a_wrong_secret_is_refused(sfsb):
