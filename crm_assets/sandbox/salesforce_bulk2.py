@@ -25,9 +25,9 @@ import itertools
 import threading
 from typing import Any
 
+from crm_assets.sandbox.salesforce_objects import find_object
 from crm_assets.sandbox.salesforce_org import OPERATIONS, Org
 from crm_assets.sandbox.salesforce_rest import rest_error
-from crm_assets.sandbox.salesforce_schema import find_object
 from crm_assets.sandbox.salesforce_values import make_id, sf_datetime
 from crm_assets.sandbox.server import Request, Response, json_response
 
@@ -54,8 +54,10 @@ class BulkV2:
             if method == "POST":
                 return self._create(request.json(), version)
             if method == "GET":
-                return json_response(200, {"done": True, "records": [_info(j) for j in self.jobs.values()],
-                                           "nextRecordsUrl": None})
+                return json_response(
+                    200,
+                    {"done": True, "records": [_info(j) for j in self.jobs.values()], "nextRecordsUrl": None},
+                )
         job = self.jobs.get(parts[0]) if parts else None
         if job is None:
             return rest_error(404, "NOT_FOUND", "The requested resource does not exist")
@@ -80,35 +82,67 @@ class BulkV2:
             return rest_error(400, "JSON_PARSER_ERROR", "the job must be a JSON object")
         obj, operation = find_object(str(spec.get("object") or "")), spec.get("operation")
         if obj is None or not obj.writable:
-            return rest_error(400, "INVALIDENTITY", f"Entity '{spec.get('object')}' is not supported by the Bulk API.")
+            return rest_error(
+                400, "INVALIDENTITY", f"Entity '{spec.get('object')}' is not supported by the Bulk API."
+            )
         if operation not in OPERATIONS:
             return rest_error(400, "INVALIDJOB", f"Invalid operation: {operation}")
         delimiter, line_ending = spec.get("columnDelimiter", "COMMA"), spec.get("lineEnding", "LF")
-        if delimiter not in DELIMITERS or line_ending not in LINE_ENDINGS or spec.get("contentType", "CSV") != "CSV":
-            return rest_error(400, "INVALIDJOB", "contentType must be CSV, columnDelimiter one of "
-                              f"{', '.join(DELIMITERS)} and lineEnding LF or CRLF")
+        if (
+            delimiter not in DELIMITERS
+            or line_ending not in LINE_ENDINGS
+            or spec.get("contentType", "CSV") != "CSV"
+        ):
+            return rest_error(
+                400,
+                "INVALIDJOB",
+                "contentType must be CSV, columnDelimiter one of "
+                f"{', '.join(DELIMITERS)} and lineEnding LF or CRLF",
+            )
         key = spec.get("externalIdFieldName")
         if operation == "upsert":
             key_field = obj.field(str(key or ""))
             if key_field is None or not (key_field.external_id or key_field.name == "Id"):
-                return rest_error(400, "INVALIDJOB", f"InvalidJob : Field name provided, {key} does not match an "
-                                  f"External ID, Salesforce Id, or indexed field for {obj.name}")
+                return rest_error(
+                    400,
+                    "INVALIDJOB",
+                    f"InvalidJob : Field name provided, {key} does not match an "
+                    f"External ID, Salesforce Id, or indexed field for {obj.name}",
+                )
             key = key_field.name
         now = sf_datetime(dt.datetime.now(dt.UTC))
         with self.lock:
             job_id = make_id("750", 10_000 + next(self._ids))
-            job = {"id": job_id, "operation": operation, "object": obj.name, "createdById": "00580000000001AAA",
-                   "createdDate": now, "systemModstamp": now, "state": "Open", "concurrencyMode": "Parallel",
-                   "contentType": "CSV", "apiVersion": float(version), "jobType": "V2Ingest",
-                   "lineEnding": line_ending, "columnDelimiter": delimiter, "externalIdFieldName": key,
-                   "contentUrl": f"services/data/v{version}/jobs/ingest/{job_id}/batches",
-                   "upload": None, "header": [], "rows": [], "results": [], "errorMessage": None}
+            job = {
+                "id": job_id,
+                "operation": operation,
+                "object": obj.name,
+                "createdById": "00580000000001AAA",
+                "createdDate": now,
+                "systemModstamp": now,
+                "state": "Open",
+                "concurrencyMode": "Parallel",
+                "contentType": "CSV",
+                "apiVersion": float(version),
+                "jobType": "V2Ingest",
+                "lineEnding": line_ending,
+                "columnDelimiter": delimiter,
+                "externalIdFieldName": key,
+                "contentUrl": f"services/data/v{version}/jobs/ingest/{job_id}/batches",
+                "upload": None,
+                "header": [],
+                "rows": [],
+                "results": [],
+                "errorMessage": None,
+            }
             self.jobs[job_id] = job
         return json_response(200, _info(job))
 
     def _upload(self, job: dict[str, Any], body: bytes) -> Response:
         if job["state"] != "Open" or job["upload"] is not None:
-            return rest_error(409, "INVALIDJOBSTATE", "Found multiple uploads for the job, or the job is not Open")
+            return rest_error(
+                409, "INVALIDJOBSTATE", "Found multiple uploads for the job, or the job is not Open"
+            )
         job["upload"] = body.decode("utf-8-sig", "replace")
         return Response(201)
 
@@ -129,8 +163,14 @@ class BulkV2:
         bare_lf = job["lineEnding"] == "CRLF" and text.replace("\r\n", "").count("\n")
         if (other == "\r\n" and "\r\n" in text) or bare_lf or not text.strip():
             job["state"] = "Failed"
-            job["errorMessage"] = ("ClientInputError : LineEnding is invalid on user data. Current LineEnding setting "
-                                   f"is {job['lineEnding']}") if text.strip() else "InvalidBatch : no data uploaded"
+            job["errorMessage"] = (
+                (
+                    "ClientInputError : LineEnding is invalid on user data. Current LineEnding setting "
+                    f"is {job['lineEnding']}"
+                )
+                if text.strip()
+                else "InvalidBatch : no data uploaded"
+            )
             return
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=DELIMITERS[job["columnDelimiter"]])
         header, *rows = [row for row in reader if row]
@@ -139,12 +179,17 @@ class BulkV2:
         if job["operation"] in ("delete", "hardDelete") and [c.lower() for c in header] != ["id"]:
             unknown = unknown or ["(a delete takes only the Id column)"]
         if unknown:
-            job["state"], job["errorMessage"] = "Failed", f"InvalidBatch : Field name not found : {unknown[0]}"
+            job["state"], job["errorMessage"] = (
+                "Failed",
+                f"InvalidBatch : Field name not found : {unknown[0]}",
+            )
             job["header"], job["rows"] = header, rows
             return
         records = [_record(header, row) for row in rows]
         job["header"], job["rows"] = header, rows
-        job["results"] = self.org.apply(obj, job["operation"], records, job["externalIdFieldName"], api="bulk")
+        job["results"] = self.org.apply(
+            obj, job["operation"], records, job["externalIdFieldName"], api="bulk"
+        )
         job["state"] = "JobComplete"
 
     def _results(self, job: dict[str, Any], kind: str) -> Response:
@@ -197,7 +242,12 @@ def _info(job: dict[str, Any]) -> dict[str, Any]:
         del info["externalIdFieldName"]
     if not info["errorMessage"]:
         del info["errorMessage"]
-    info.update(numberRecordsProcessed=len(results), numberRecordsFailed=sum(not r["success"] for r in results),
-                retries=0, totalProcessingTime=0, apiActiveProcessingTime=0, apexProcessingTime=0)
+    info.update(
+        numberRecordsProcessed=len(results),
+        numberRecordsFailed=sum(not r["success"] for r in results),
+        retries=0,
+        totalProcessingTime=0,
+        apiActiveProcessingTime=0,
+        apexProcessingTime=0,
+    )
     return info
-

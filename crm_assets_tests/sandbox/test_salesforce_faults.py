@@ -43,7 +43,9 @@ def test_request_limit_exceeded_then_served_again(sfsb):
     sfsb.salesforce_fault("status", status=403)
     with pytest.raises(SalesforceRefusedRequest) as raised:
         sf.query("SELECT Id FROM Account")
-    assert raised.value.content == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert raised.value.content == [
+        {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+    ]
     assert sf.query("SELECT Id FROM Account")["totalSize"] == 0
 
 
@@ -77,7 +79,14 @@ def test_an_expired_session_is_renewed_by_a_credentials_client(sfsb):
     for _ in range(3):
         assert sf.query("SELECT Id FROM Account")["totalSize"] == 0
     statuses = [(r["api"], r["status"]) for r in sfsb.salesforce_requests()]
-    assert statuses == [("soap", 200), ("rest", 200), ("rest", 200), ("rest", 401), ("soap", 200), ("rest", 200)]
+    assert statuses == [
+        ("soap", 200),
+        ("rest", 200),
+        ("rest", 200),
+        ("rest", 401),
+        ("soap", 200),
+        ("rest", 200),
+    ]
 
 
 def test_an_expired_session_fails_bulk_calls_with_invalid_session_id(sfsb):
@@ -86,24 +95,46 @@ def test_an_expired_session_fails_bulk_calls_with_invalid_session_id(sfsb):
     with pytest.raises(SalesforceMalformedRequest) as raised:
         sf.bulk.Account.insert([{"Name": "A"}])
     assert raised.value.status == 400
-    assert raised.value.content == {"exceptionCode": "InvalidSessionId", "exceptionMessage": "Invalid session id"}
+    assert raised.value.content == {
+        "exceptionCode": "InvalidSessionId",
+        "exceptionMessage": "Invalid session id",
+    }
 
 
 def test_slow_batches_are_polled_until_done(sfsb):
     sfsb.salesforce_settings(polls_before_done=1)
-    results = password_client(sfsb.env).bulk.Account.insert([{"Name": "A"}])  # simple-salesforce sleeps 5 s once
+    results = password_client(sfsb.env).bulk.Account.insert(
+        [{"Name": "A"}]
+    )  # simple-salesforce sleeps 5 s once
     assert results[0]["success"]
-    polls = [r for r in sfsb.salesforce_requests() if "/batch/" in r["path"] and r["method"] == "GET"
-             and not r["path"].endswith("/result")]
+    polls = [
+        r
+        for r in sfsb.salesforce_requests()
+        if "/batch/" in r["path"] and r["method"] == "GET" and not r["path"].endswith("/result")
+    ]
     assert len(polls) == 2
 
 
 def test_faults_from_the_command_line_are_listed_and_bad_ones_refused():
-    with SandboxProcess(seed=5, scale=0.05, lifetime=300,
-                        faults="salesforce:batch_failed@0.5,salesforce:session_expiry=30,salesforce:503@0.01") as sb:
+    with SandboxProcess(
+        seed=5,
+        scale=0.05,
+        lifetime=300,
+        faults="salesforce:batch_failed@0.5,salesforce:session_expiry=30,salesforce:503@0.01",
+    ) as sb:
         assert sb.call("GET", "/_sandbox/salesforce/faults") == {
-            "probability": {"batch_failed": 0.5}, "count": {}, "session_expiry": 30}
-        assert sb.call("GET", "/_sandbox/faults")["random"] == {"salesforce": [{"status": 503, "probability": 0.01}]}
-    done = subprocess.run([sys.executable, "-m", "crm_assets.sandbox", "--faults", "salesforce:lock@2"], check=False,
-                          capture_output=True, text=True, timeout=60)
+            "probability": {"batch_failed": 0.5},
+            "count": {},
+            "session_expiry": 30,
+        }
+        assert sb.call("GET", "/_sandbox/faults")["random"] == {
+            "salesforce": [{"status": 503, "probability": 0.01}]
+        }
+    done = subprocess.run(
+        [sys.executable, "-m", "crm_assets.sandbox", "--faults", "salesforce:lock@2"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "salesforce:lock@2" in done.stderr
