@@ -1,14 +1,16 @@
 """The sandbox's HTTP layer: one threaded server that hosts several API emulators.
 
 Requests are routed by the first path segment: ``/harvest/...`` goes to the emulator named
-``harvest`` (later ``/zoho/...``, ``/salesforce/...``), ``/_sandbox/<name>/...`` to that
+``harvest`` (later ``/zoho/...``), ``/_sandbox/<name>/...`` to that
 emulator's admin API, and ``/_sandbox/faults`` to the shared fault injector. The server speaks
 HTTP/1.1 and always sends ``Content-Length`` so that clients can keep connections alive, which
 matters when a benchmark reads thousands of pages.
 
 An emulator is any object with a ``name``, ``env(base_url) -> dict`` (the ``export`` lines it
 contributes), ``handle_api(request, path)`` and ``handle_admin(request, path)``, both returning
-a :class:`Response`; ``path`` is the request path below the emulator's prefix.
+a :class:`Response`; ``path`` is the request path below the emulator's prefix. Salesforce
+is the exception: its API is served over HTTPS on its own port at root-level paths
+(``salesforce_tls``), and only its admin routes are here.
 """
 
 from __future__ import annotations
@@ -144,6 +146,9 @@ class FaultInjector:
     Queue them with ``POST /_sandbox/faults {"api": "harvest", "kind": "echo", "count": 1}``
     (optionally ``"status"``), or draw them at random with ``api:echo@PROBABILITY`` and
     ``api:endless@PROBABILITY`` in the spec.
+
+    Kinds an emulator interprets itself (:data:`NAMED_FAULTS`, e.g. ``salesforce:lock@0.1`` or
+    ``salesforce:session_expiry=50``) are only checked and kept in :attr:`named_rules`.
     """
 
     def __init__(self, seed: int = 0, spec: str | None = None):
@@ -155,6 +160,7 @@ class FaultInjector:
         self._windows: dict[str, deque[float]] = {}
         self._shaped_queued: dict[str, deque[tuple[str, int]]] = {}
         self._shaped_random: dict[str, list[tuple[str, float]]] = {}
+        self.named_rules: dict[str, list[str]] = {}  # an emulator's own kinds (NAMED_FAULTS), read at its start
         if spec:
             self.configure(spec)
 
@@ -164,7 +170,10 @@ class FaultInjector:
             if not sep or not api:
                 raise ValueError(f"fault {item!r}: expected api:STATUS@PROBABILITY or api:rate=N/SECONDS")
             try:
-                if rule.startswith("rate="):
+                if rule.partition("@")[0].partition("=")[0] in NAMED_FAULTS.get(api, ()):
+                    _check_named_rule(rule)
+                    self.named_rules.setdefault(api, []).append(rule)
+                elif rule.startswith("rate="):
                     count, _, seconds = rule[5:].partition("/")
                     self._rates[api] = (int(count), float(seconds))
                 elif rule.partition("@")[0] in SHAPED_FAULTS:
@@ -263,6 +272,18 @@ class FaultInjector:
         except (KeyError, TypeError, ValueError) as exc:
             raise BadRequest(f"expected {{api, status, count, retry_after}} or {{api, kind, count}}: {exc}") from exc
         return json_response(200, self.describe())
+
+
+# Fault kinds an emulator interprets itself, given as api:KIND@PROBABILITY or api:KIND=N.
+NAMED_FAULTS: dict[str, tuple[str, ...]] = {"salesforce": ("lock", "batch_failed", "session_expiry")}
+
+
+def _check_named_rule(rule: str) -> None:
+    kind, sep, value = rule.partition("@")
+    if sep:
+        _probability(value)
+    elif int(rule.partition("=")[2]) < 1:
+        raise ValueError(f"{kind}=N needs N >= 1")
 
 
 def _probability(text: str) -> float:
