@@ -62,6 +62,7 @@ from crm_assets.sandbox.zoho_data import Dataset
 Record = dict[str, Any]
 PREFIX = f"/crm/{ref.API_VERSION}"
 LOGGED_HEADERS = ("If-Modified-Since", "User-Agent", "Content-Type")
+ID_SEGMENT = re.compile(r"/\d{1,19}(?=/|$)")
 SINGLE = re.compile(r"^(/org/currencies|/settings/profiles|/settings/roles|/settings/territories|/users)/(\d{1,19})$")
 
 
@@ -128,7 +129,7 @@ class ZohoEmulator(ZohoAdmin):
         answer = self._answer(request, path)
         headers = {h: request.headers.get(h) for h in LOGGED_HEADERS if request.headers.get(h) is not None}
         scheme = (request.headers.get("Authorization") or "").partition(" ")[0]
-        route = SINGLE.sub(r"\1/{id}", path)
+        route = ID_SEGMENT.sub("/{id}", path)
         self.log.add({"api": "crm", "method": request.method, "path": path, "query": list(request.query),
                       "headers": headers, "auth_scheme": scheme or None, "status": answer.status},
                      f"crm {request.method} {route}")

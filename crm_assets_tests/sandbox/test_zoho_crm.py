@@ -210,6 +210,13 @@ def test_faults_answer_with_zohos_bodies(sb, auth):
     assert limited.json()["status"] == "error" and "Retry-After" not in limited.headers
     assert broken.status_code == 500 and broken.json()["code"] == "INTERNAL_ERROR"
     assert get(sb, auth, "/users").status_code == 200
+    sb.zoho_settings(retry_after_header=True)
+    try:
+        sb.inject_fault("zoho", 429, retry_after=7)
+        told = get(sb, auth, "/users")
+    finally:
+        sb.zoho_settings(retry_after_header=False)
+    assert told.status_code == 429 and told.headers["Retry-After"] == "7"
 
 
 def test_requests_over_the_concurrency_limit_get_429(sb, auth):
@@ -233,6 +240,7 @@ def test_unknown_paths_and_methods_get_zoho_errors(sb, auth):
     posted = requests.post(f"{auth[1]}/crm/v8/users", headers=headers, timeout=10)
     assert posted.status_code == 405 and posted.json()["code"] == "INVALID_REQUEST_METHOD"
     assert get(sb, auth, "/users/1").json()["message"] == "the id given seems to be invalid"
+    assert sb.zoho_stats()["by_route"]["crm GET /crm/v8/users/{id}"] >= 1
 
 
 def test_the_same_seed_gives_the_same_data():
