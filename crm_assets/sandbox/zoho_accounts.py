@@ -15,6 +15,7 @@
   ``{"error": "unsupported_grant_type"}`` (inferred: not in the spec). With a mint limit set,
   going over it answers **HTTP 400** ``{"error": "Access Denied", "error_description": "You have
   made too many requests continuously. Please try again after some time.", "status": "failure"}``.
+- A refresh token keeps at most 30 live access tokens: minting another deletes the oldest (§1.4).
 - ``POST /oauth/v2/token/revoke?token=<refresh_token>`` answers ``{"status": "success"}`` and
   revokes that refresh token and the access tokens minted from it.
 
@@ -42,6 +43,7 @@ SCOPE = ("ZohoCRM.org.READ ZohoCRM.users.READ ZohoCRM.settings.currencies.READ Z
          "ZohoCRM.settings.roles.READ ZohoCRM.settings.territories.READ")
 EXPIRES_IN = 3600
 CODE_LIFETIME = 180
+MAX_LIVE_ACCESS_TOKENS = 30  # per refresh token; minting the 31st deletes the oldest (§1.4)
 # What the request log may show of a token request's parameters; every other value is redacted.
 LOGGABLE_PARAMS = frozenset({"grant_type", "redirect_uri", "scope"})
 THROTTLED = {"error": "Access Denied", "status": "failure",
@@ -115,8 +117,13 @@ class TokenStore:
                 if len(recent) >= limit:
                     return None
                 recent.append(now)
+            now = time.time()
+            live = [t for t, i in self.access.items() if i["refresh"] == refresh_token and i["expires"] > now
+                    and not i["revoked"]]
+            for oldest in live[: max(0, len(live) - MAX_LIVE_ACCESS_TOKENS + 1)]:
+                self.access[oldest]["revoked"] = True
             token = _token()
-            self.access[token] = {"expires": time.time() + self.expires_in, "refresh": refresh_token,
+            self.access[token] = {"expires": now + self.expires_in, "refresh": refresh_token,
                                   "revoked": False, "uses_left": self.max_uses}
             return token
 

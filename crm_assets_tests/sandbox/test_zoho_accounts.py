@@ -3,6 +3,8 @@ revocation as the CRM sees them, and a request log without secrets."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import requests
 
@@ -91,6 +93,26 @@ def test_access_tokens_can_be_made_to_die_after_some_requests(sb):
     finally:
         sb.zoho_token_settings(access_token_max_uses=0)
     assert statuses == [200, 200, 401]
+
+
+def test_a_token_whose_real_lifetime_is_shorter_still_says_3600_and_then_dies(sb):
+    sb.zoho_token_settings(expires_in=1)
+    try:
+        body = grant(sb).json()
+    finally:
+        sb.zoho_token_settings(expires_in=3600)
+    assert body["expires_in"] == 3600
+    assert crm_get(sb, "/org", body["access_token"], body["api_domain"]).status_code == 200
+    time.sleep(1.2)
+    assert crm_get(sb, "/org", body["access_token"], body["api_domain"]).json() == INVALID_TOKEN
+
+
+def test_the_31st_access_token_of_a_refresh_token_deletes_the_oldest(sb):
+    refresh = sb.call("POST", "/_sandbox/zoho/tokens/refresh_tokens")["refresh_token"]
+    minted = [grant(sb, refresh_token=refresh).json() for _ in range(31)]
+    domain = minted[0]["api_domain"]
+    assert crm_get(sb, "/org", minted[0]["access_token"], domain).json() == INVALID_TOKEN
+    assert crm_get(sb, "/org", minted[1]["access_token"], domain).status_code == 200
 
 
 def test_a_revoked_refresh_token_gets_invalid_code_and_its_access_tokens_die(sb):
