@@ -3,7 +3,7 @@
 One organization (multi-currency on), six currencies (USD base, one inactive), six profiles (two
 system profiles with null ``created_time``/``created_by``), thirteen roles in a tree under ``CEO``
 (``reporting_to``), sixteen territories in a tree under the org's root territory
-(``reporting_to``), and 240 users that ``type=AllUsers`` serves (active and inactive, across every
+(``reporting_to``; most with a ``manager``), and 240 users that ``type=AllUsers`` serves (active and inactive, across every
 profile and role) plus four deleted users that only ``type=DeletedUsers`` shows. The scale only
 grows the users (``max(240, 240 * scale)``) so that they always span two pages of 200.
 
@@ -55,6 +55,7 @@ class Dataset:
         self.tables["territories"] = self._territories()
         self.tables["users"] = self._users(max(USERS_PER_SCALE, round(USERS_PER_SCALE * scale)))
         self.tables["organization"] = [self._organization()]
+        self._assign_managers()
 
     def new_id(self) -> str:
         self.serial += 1
@@ -222,6 +223,18 @@ class Dataset:
                                 "trial_type": None, "trial_expiry": None, "trial_action": None,
                                 "users_license_purchased": 260, "portal_users_license_purchased": 0},
         }
+
+    def _assign_managers(self) -> None:
+        """Most territories get a manager and some roles a forecast manager, once users exist."""
+        active = [u for u in self.tables["users"] if u["status"] == "active"]
+        for territory in self.tables["territories"]:
+            if self.rng.random() < 0.7:
+                user = self.rng.choice(active)
+                territory["manager"] = {"name": user["full_name"], "id": user["id"]}
+        for role in self.tables["roles"]:
+            if self.rng.random() < 0.4:
+                user = self.rng.choice(active)
+                role["forecast_manager"] = {"name": user["full_name"], "id": user["id"]}
 
     def admin_email(self) -> str:
         return self.tables["users"][0]["email"]

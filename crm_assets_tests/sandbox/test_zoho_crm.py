@@ -118,6 +118,10 @@ def test_nested_references_point_at_existing_records(sb):
     grandchildren = [t for t in territories.values() if t["reporting_to"] and territories[t["reporting_to"]["id"]]["reporting_to"]]
     assert grandchildren, "territories nest more than one level"
     assert all(u["role"]["id"] in roles and u["profile"]["id"] in profiles for u in users)
+    user_ids = {u["id"] for u in users}
+    managers = [t["manager"]["id"] for t in territories.values() if t["manager"]]
+    assert managers and set(managers) <= user_ids
+    assert all(u["Reporting_To"]["id"] in user_ids for u in users if u["Reporting_To"])
     assert len({u["profile"]["id"] for u in users}) == len(profiles)
     assert any(p["created_time"] is None and p["created_by"] is None for p in sb.zoho_records("profiles"))
 
