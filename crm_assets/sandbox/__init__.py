@@ -196,7 +196,8 @@ class SandboxProcess:
         return self.call("GET", "/_sandbox/zoho/requests" + (f"?api={api}" if api else ""))["requests"]
 
     def zoho_settings(self, **settings: Any) -> dict[str, Any]:
-        """Show or change ``multi_currency``, ``territories_enabled``, ``latency``, ``retry_after_header``."""
+        """Show or change ``multi_currency``, ``territories_enabled``, ``latency``, ``retry_after_header``,
+        ``scope_missing`` (tables whose scope the token lacks)."""
         return self.call("POST", "/_sandbox/zoho/settings", settings)
 
     def zoho_token_settings(self, **settings: Any) -> dict[str, Any]:

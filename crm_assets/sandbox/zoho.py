@@ -33,7 +33,8 @@ Lists are in id order. An empty result, or a page past the end, is 204 with an e
 ``per_page`` out of range, an unknown ``type``, malformed ``filters`` or ``If-Modified-Since`` answer
 400 ``INVALID_DATA`` with ``details.param_name`` (or ``header_name``); an unknown id 400
 ``INVALID_DATA`` "the id given seems to be invalid"; an unknown path 404 ``INVALID_URL_PATTERN``;
-other methods 405 ``INVALID_REQUEST_METHOD``. All errors are ``{code, details, message, status}``.
+other methods 405 ``INVALID_REQUEST_METHOD``; a table named in the admin setting ``scope_missing``
+401 ``OAUTH_SCOPE_MISMATCH`` (the token lacks that table's scope, §1.6). All errors are ``{code, details, message, status}``.
 
 Limits come from the shared fault injector under the name ``zoho`` (after authentication):
 ``--faults zoho:429@0.1,zoho:500@0.05,zoho:rate=N/SECONDS,zoho:concurrency=N``. A 429 is Zoho's
@@ -108,7 +109,7 @@ class ZohoEmulator(ZohoAdmin):
         self.lock = threading.RLock()
         self.in_flight = 0
         self.settings: dict[str, Any] = {"multi_currency": True, "territories_enabled": True, "latency": 0.0,
-                                         "retry_after_header": False}
+                                         "retry_after_header": False, "scope_missing": []}
         data = Dataset(seed, scale, self.anchor)
         self.start_date = data.start_date
         self.tables: dict[str, list[Record]] = {t: sorted(rows, key=lambda r: int(r["id"])) for t, rows in data.tables.items()}
@@ -193,6 +194,8 @@ class ZohoEmulator(ZohoAdmin):
 
     def _serve(self, request: Request, table: str, record_id: str | None) -> Response:
         endpoint = ref.ENDPOINTS[table]
+        if table in self.settings["scope_missing"]:
+            raise ApiError(401, ref.OAUTH_SCOPE_MISMATCH)
         if table == "currencies" and not self.settings["multi_currency"]:
             raise ApiError(403, ref.CURRENCIES_NOT_ENABLED)
         if table == "territories" and not self.settings["territories_enabled"]:

@@ -8,9 +8,10 @@
   least a second after the old value), written in the record's own offset. ``count`` takes the
   first records in API order; answers ``{"modified": [ids]}``.
 - ``GET settings`` / ``POST settings`` ``{multi_currency, territories_enabled, latency,
-  retry_after_header}``: multi-currency off makes ``/org/currencies`` 403 ``CURRENCIES_NOT_ENABLED``
+  retry_after_header, scope_missing: [tables]}``: multi-currency off makes ``/org/currencies`` 403 ``CURRENCIES_NOT_ENABLED``
   and the org's ``mc_status`` false; territories off makes them 400 ``FEATURE_NOT_ENABLED``;
-  ``latency`` (seconds) holds every CRM answer, to put requests in flight together.
+  ``latency`` (seconds) holds every CRM answer, to put requests in flight together; the tables in
+  ``scope_missing`` answer 401 ``OAUTH_SCOPE_MISMATCH``.
 - ``GET stats`` — request counts by route (``crm GET /users`` ...; ``accounts /oauth/v2/token issued``,
   ``... invalid_code`` ...) and token state; ``GET requests[?api=crm|accounts]`` — the request log
   (method, path, query, ``If-Modified-Since``/``User-Agent`` headers, the auth scheme, status; token
@@ -106,7 +107,13 @@ class ZohoAdmin:
             raise BadRequest(f"expected an object with some of {sorted(self.settings)}")
         with self.lock:
             for key, value in body.items():
-                self.settings[key] = float(value) if key == "latency" else bool(value)
+                if key == "scope_missing":
+                    unknown = set(value or ()) - set(self.tables)
+                    if unknown:
+                        raise BadRequest(f"scope_missing: unknown tables {sorted(unknown)}")
+                    self.settings[key] = sorted(value or ())
+                else:
+                    self.settings[key] = float(value) if key == "latency" else bool(value)
             self.tables["organization"][0]["mc_status"] = self.settings["multi_currency"]
 
     def _modify(self, body: Any) -> Response:

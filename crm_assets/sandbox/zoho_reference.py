@@ -145,6 +145,7 @@ ID_FILTER_FIELDS = {"id": ("id",), "reporting_to.id": ("reporting_to", "id"), "m
 INVALID_TOKEN = {"code": "INVALID_TOKEN", "details": {}, "message": "invalid oauth token", "status": "error"}
 AUTHENTICATION_FAILURE = {"code": "AUTHENTICATION_FAILURE", "details": {}, "message": "Authentication failed",
                           "status": "error"}
+OAUTH_SCOPE_MISMATCH = {"code": "OAUTH_SCOPE_MISMATCH", "details": {}, "message": "Unauthorized", "status": "error"}
 CURRENCIES_NOT_ENABLED = {"code": "CURRENCIES_NOT_ENABLED", "details": {}, "message": "Multi currency is not enabled",
                           "status": "error"}
 FEATURE_NOT_ENABLED = {"code": "FEATURE_NOT_ENABLED", "details": {}, "message": "Territory Management is not enabled",

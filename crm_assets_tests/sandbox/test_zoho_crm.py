@@ -205,6 +205,17 @@ def test_multi_currency_and_territories_can_be_switched_off(sb, auth):
     assert get(sb, auth, "/org/currencies").status_code == 200
 
 
+def test_a_table_whose_scope_the_token_lacks_answers_oauth_scope_mismatch(sb, auth):
+    sb.zoho_settings(scope_missing=["roles"])
+    try:
+        roles, users = get(sb, auth, "/settings/roles"), get(sb, auth, "/users")
+    finally:
+        sb.zoho_settings(scope_missing=[])
+    assert roles.status_code == 401 and roles.json() == {
+        "code": "OAUTH_SCOPE_MISMATCH", "details": {}, "message": "Unauthorized", "status": "error"}
+    assert users.status_code == 200
+
+
 def test_faults_answer_with_zohos_bodies(sb, auth):
     sb.inject_fault("zoho", 429)
     limited = get(sb, auth, "/users")
