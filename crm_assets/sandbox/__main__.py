@@ -22,6 +22,7 @@ from crm_assets.sandbox.harvest import ACCOUNT_ID, COMPANY, HarvestEmulator
 from crm_assets.sandbox.harvest_id import HarvestIdEmulator, TokenRegistry
 from crm_assets.sandbox.salesforce import SalesforceEmulator
 from crm_assets.sandbox.server import FaultInjector, SandboxServer, serve
+from crm_assets.sandbox.zoho import zoho_emulators
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ])
     try:
         salesforce = SalesforceEmulator(faults, seed=args.seed)  # HTTPS on its own port, admin routes here
-        server = SandboxServer((args.host, args.port), [harvest, harvest_id, salesforce], faults, verbose=args.verbose)
+        emulators = [harvest, harvest_id, salesforce, *zoho_emulators(args.seed, args.scale, args.anchor, faults)]
+        server = SandboxServer((args.host, args.port), emulators, faults, verbose=args.verbose)
         salesforce.listen(args.host)
     except OSError as exc:
         print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"

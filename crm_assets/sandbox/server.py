@@ -133,7 +133,9 @@ class FaultInjector:
 
     The ``--faults`` spec is a comma-separated list of ``api:STATUS@PROBABILITY`` (for example
     ``harvest:429@0.1,harvest:500@0.05``) and ``api:rate=REQUESTS/SECONDS`` (for example
-    ``harvest:rate=100/15``, Harvest's documented limit).
+    ``harvest:rate=100/15``, Harvest's documented limit), and ``api:concurrency=N``, which an
+    emulator that counts its requests in flight reads through :meth:`concurrency_limit`
+    (Zoho's per-app concurrency limit, answered with 429).
 
     Two kinds answer from the request itself, before the emulator sees it (and before it
     checks credentials), as a misconfigured proxy or a runaway API would:
@@ -161,6 +163,7 @@ class FaultInjector:
         self._shaped_queued: dict[str, deque[tuple[str, int]]] = {}
         self._shaped_random: dict[str, list[tuple[str, float]]] = {}
         self.named_rules: dict[str, list[str]] = {}  # an emulator's own kinds (NAMED_FAULTS), read at its start
+        self._concurrency: dict[str, int] = {}
         if spec:
             self.configure(spec)
 
@@ -173,6 +176,8 @@ class FaultInjector:
                 if rule.partition("@")[0].partition("=")[0] in NAMED_FAULTS.get(api, ()):
                     _check_named_rule(rule)
                     self.named_rules.setdefault(api, []).append(rule)
+                elif rule.startswith("concurrency="):
+                    self._concurrency[api] = max(1, int(rule[len("concurrency="):]))
                 elif rule.startswith("rate="):
                     count, _, seconds = rule[5:].partition("/")
                     self._rates[api] = (int(count), float(seconds))
@@ -195,7 +200,8 @@ class FaultInjector:
 
     def clear(self, api: str | None = None) -> None:
         with self._lock:
-            for table in (self._queued, self._random, self._rates, self._windows, self._shaped_queued, self._shaped_random):
+            for table in (self._queued, self._random, self._rates, self._windows, self._shaped_queued, self._shaped_random,
+                          self._concurrency):
                 if api is None:
                     table.clear()
                 else:
@@ -220,6 +226,11 @@ class FaultInjector:
                 if self._rng.random() < p:
                     return Fault(status, 1.0 if status == 429 else None)
         return None
+
+    def concurrency_limit(self, api: str) -> int | None:
+        """How many requests to `api` may be in flight at once (None: no limit)."""
+        with self._lock:
+            return self._concurrency.get(api)
 
     def queue_shaped(self, api: str, kind: str, count: int = 1, status: int = 200) -> None:
         if kind not in SHAPED_FAULTS:
@@ -248,6 +259,7 @@ class FaultInjector:
                 "queued": {api: [vars(f) for f in q] for api, q in self._queued.items() if q},
                 "random": {api: [{"status": s, "probability": p} for s, p in rules] for api, rules in self._random.items()},
                 "rate_limits": {api: {"requests": n, "seconds": w} for api, (n, w) in self._rates.items()},
+                "concurrency": dict(self._concurrency),
             }
 
     def handle_admin(self, request: Request) -> Response:
