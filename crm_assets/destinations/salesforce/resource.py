@@ -1,0 +1,188 @@
+"""The Salesforce resource: three ways to log in, a trusted HTTPS session, one renewal.
+
+simple-salesforce's own constructor can only reach ``https://{domain}.salesforce.com``; this
+resource logs in through its lower-level helpers instead (SOAP login with ``scratch_url``, the
+OAuth token endpoint with ``token_login``), so the login URL may be production, ``test``, a My
+Domain or a local sandbox, and then builds the client from the session id and the instance URL
+that login returned, which is where data calls go.
+
+- ``SALESFORCE_CA_BUNDLE`` is forced on every request by the session's adapter: requests lets
+  ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override ``session.verify``, so setting the
+  attribute alone would be ignored on machines that set those variables. The adapter also
+  gives every request a timeout (simple-salesforce sets none) and counts the API calls.
+- Bulk 1.0 never renews a session. :meth:`SalesforceApi.call` renews once when a call meets an
+  expired session and calls again; a session-id login cannot renew, and says which variable
+  to refresh.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import dagster as dg
+import requests
+from pydantic import Field
+from requests.adapters import HTTPAdapter
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+)
+from simple_salesforce.login import SalesforceLogin, token_login
+
+from crm_assets.sources.redaction import Redactor
+
+DEFAULT_LOGIN_URL = "https://login.salesforce.com"
+DEFAULT_API_VERSION = "59.0"
+_SHARED_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
+T = TypeVar("T")
+
+
+class SalesforceSetupError(RuntimeError):
+    """Credentials missing, refused, or a session that cannot be renewed: nothing can be sent."""
+
+
+class _TrustedAdapter(HTTPAdapter):
+    """Forces the CA bundle and a timeout on each request, and counts requests."""
+
+    def __init__(self, ca_bundle: str | None, timeout: float):
+        super().__init__()
+        self.ca_bundle, self.timeout, self.requests = ca_bundle, timeout, 0
+
+    def send(self, request, **kwargs):  # noqa: ANN001 - requests' signature
+        if self.ca_bundle:
+            kwargs["verify"] = self.ca_bundle
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        self.requests += 1
+        return super().send(request, **kwargs)
+
+
+def is_expired_session(exc: BaseException) -> bool:
+    """REST answers 401; Bulk 1.0 answers 400 with ``exceptionCode: InvalidSessionId``."""
+    if isinstance(exc, SalesforceExpiredSession):
+        return True
+    if isinstance(exc, SalesforceMalformedRequest) and isinstance(exc.content, dict):
+        return exc.content.get("exceptionCode") == "InvalidSessionId"
+    return False
+
+
+class SalesforceResource(dg.ConfigurableResource):
+    """Salesforce credentials and connection settings (the contract's SALESFORCE_* variables).
+
+    Set one way to log in: username + password (+ security token), OAuth client credentials
+    (client id + secret, with a My Domain login URL), or a session id + instance URL.
+    """
+
+    username: str | None = None
+    password: str | None = None
+    security_token: str | None = None
+    login_url: str = DEFAULT_LOGIN_URL
+    client_id: str | None = None
+    client_secret: str | None = None
+    instance_url: str | None = None
+    session_id: str | None = None
+    api_version: str = DEFAULT_API_VERSION
+    ca_bundle: str | None = Field(default=None, description="CA file trusted for Salesforce HTTPS.")
+    timeout_seconds: float = Field(default=120.0, gt=0, description="Per request.")
+    poll_interval_seconds: float = Field(default=2.0, ge=0, description="Between Bulk batch status checks.")
+    poll_timeout_seconds: float = Field(default=3600.0, gt=0, description="Longest wait for a batch.")
+
+    def auth_method(self) -> str:
+        if self.username and self.password:
+            return "password"
+        if self.client_id and self.client_secret:
+            return "client_credentials"
+        if self.session_id and self.instance_url:
+            return "session_id"
+        raise SalesforceSetupError(
+            "Salesforce credentials are not set: set SALESFORCE_USERNAME, SALESFORCE_PASSWORD and "
+            "SALESFORCE_SECURITY_TOKEN; or SALESFORCE_CLIENT_ID and SALESFORCE_CLIENT_SECRET with a My "
+            "Domain SALESFORCE_LOGIN_URL; or SALESFORCE_SESSION_ID and SALESFORCE_INSTANCE_URL"
+        )
+
+    def connect(self, api_version: str | None = None) -> SalesforceApi:
+        """A logged-in API handle for one run (`api_version`: the sync's, else the default)."""
+        return SalesforceApi(self, api_version or self.api_version)
+
+
+class SalesforceApi:
+    """One run's connection: the simple-salesforce client, renewal and redaction."""
+
+    def __init__(self, resource: SalesforceResource, api_version: str):
+        self.resource = resource
+        self.api_version = api_version
+        self.method = resource.auth_method()
+        self.redactor = Redactor(resource.password, resource.security_token, resource.client_secret, resource.session_id)
+        self.http = requests.Session()
+        self.adapter = _TrustedAdapter(resource.ca_bundle, resource.timeout_seconds)
+        self.http.mount("https://", self.adapter)
+        self.renewals = 0
+        self.client: Salesforce = self._login()
+
+    @property
+    def api_calls(self) -> int:
+        return self.adapter.requests
+
+    def redact(self, text: object) -> str:
+        return self.redactor.redact(text)
+
+    def _login(self) -> Salesforce:
+        r = self.resource
+        try:
+            if self.method == "password":
+                session_id, instance = SalesforceLogin(
+                    username=r.username, password=r.password, security_token=r.security_token or "",
+                    sf_version=self.api_version, session=self.http, scratch_url=r.login_url.rstrip("/"),
+                )
+            elif self.method == "client_credentials":
+                if any(host in r.login_url for host in _SHARED_LOGIN_HOSTS):
+                    raise SalesforceSetupError(
+                        "OAuth client credentials need your My Domain URL in SALESFORCE_LOGIN_URL "
+                        f"(such as https://acme.my.salesforce.com), not {r.login_url}"
+                    )
+                basic = base64.b64encode(f"{r.client_id}:{r.client_secret}".encode()).decode()
+                session_id, instance = token_login(
+                    f"{r.login_url.rstrip('/')}/services/oauth2/token", {"grant_type": "client_credentials"},
+                    "", r.client_id, {"Authorization": f"Basic {basic}"}, None, self.http,
+                )
+            else:
+                session_id, instance = r.session_id, r.instance_url.split("://", 1)[-1].rstrip("/")
+        except SalesforceAuthenticationFailed as exc:
+            raise SalesforceSetupError(f"Salesforce login refused ({self.method}): {self.redact(exc)}") from None
+        except requests.RequestException as exc:
+            raise SalesforceSetupError(f"Salesforce login failed ({self.method}): {self.redact(exc)}") from None
+        self.redactor.add(session_id)
+        return Salesforce(session_id=session_id, instance=instance, version=self.api_version, session=self.http)
+
+    def renew(self) -> None:
+        """Log in again after the session expired (once per expiry)."""
+        if self.method == "session_id":
+            raise SalesforceSetupError(
+                "the Salesforce session expired and a session-id login cannot renew it: set a fresh "
+                "SALESFORCE_SESSION_ID (or log in with a username and password, or client credentials)"
+            )
+        self.renewals += 1
+        self.client = self._login()
+
+    def call(self, fn: Callable[[Salesforce], T]) -> T:
+        """`fn(client)`, renewing the session once if it has expired."""
+        try:
+            return fn(self.client)
+        except SalesforceError as exc:
+            if not is_expired_session(exc):
+                raise
+        self.renew()
+        try:
+            return fn(self.client)
+        except SalesforceError as exc:
+            if is_expired_session(exc):
+                raise SalesforceSetupError("the renewed Salesforce session was refused at once") from None
+            raise
+
+    def describe(self, object_name: str) -> dict[str, Any]:
+        return self.call(lambda sf: sf.restful(f"sobjects/{object_name}/describe"))
