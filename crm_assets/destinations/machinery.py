@@ -27,6 +27,7 @@ from crm_assets.destinations.values import convert_record, encode_record
 
 # Batches sent before their results are awaited: bounds memory and the rows a crash can strand.
 BATCHES_IN_FLIGHT = 10
+MAX_MESSAGE = 500
 
 
 @dataclass
@@ -119,10 +120,16 @@ def run_sync(
             read = SyncTracking(session.conn).read_changes(spec, run_id, spool, spec.batch_size)
         counts.selected, counts.unchanged, counts.sent = read.selected, read.unchanged, read.to_send
         counts.rejected = read.null_keys
+        if read.to_send == 0 and spec.mode != "truncate":
+            log(f"{spec.name}: {read.selected} rows selected, none changed since the last push")
+            counts.seconds = time.monotonic() - started
+            return counts
         failure: BaseException | None = None
+        redact: Callable[[object], str] = str
         with pa.OSFile(str(outcome_path), "wb") as sink, pa.ipc.new_file(sink, OUTCOME_SCHEMA) as outcomes:
             try:
                 with open_destination(spec) as destination:
+                    redact = destination.redact
                     try:
                         fields = destination.preflight(spec, read.columns)
                         log(f"{spec.name}: {read.selected} rows selected, {read.to_send} to send")
@@ -141,8 +148,13 @@ def run_sync(
                 spec, run_id, pa.RecordBatchReader.from_batches(OUTCOME_SCHEMA, (reader.get_batch(i) for i in range(reader.num_record_batches)))
             )
     counts.seconds = time.monotonic() - started
+    if isinstance(failure, (PushFailure, ValueError)) or (failure is not None and not isinstance(failure, Exception)):
+        raise failure  # already worded for the operator (pre-flight, query), or an interrupt
     if failure is not None:
-        raise failure
+        # A library error may quote a request or a response: only its redacted gist leaves.
+        gist = redact(failure)
+        gist = gist if len(gist) <= MAX_MESSAGE else gist[:MAX_MESSAGE] + " ..."
+        raise PushFailure(f"sync {spec.name}: {type(failure).__name__}: {gist}") from None
     if counts.failures:
         causes = ", ".join(f"{code} ({n} rows)" for code, n in sorted(counts.failures.items()))
         raise PushFailure(

@@ -18,6 +18,7 @@ that login returned, which is where data calls go.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -30,19 +31,23 @@ from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
     SalesforceExpiredSession,
+    SalesforceGeneralError,
     SalesforceMalformedRequest,
 )
 from simple_salesforce.login import SalesforceLogin, token_login
 
+from crm_assets.destinations.machinery import PushFailure
 from crm_assets.sources.redaction import Redactor
 
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 DEFAULT_API_VERSION = "59.0"
 _SHARED_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
+# Row-level and request-level error codes that another attempt can clear.
+TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "TooManyLockFailure", "Timeout", "ServerUnavailable"}
 T = TypeVar("T")
 
 
-class SalesforceSetupError(RuntimeError):
+class SalesforceSetupError(PushFailure):
     """Credentials missing, refused, or a session that cannot be renewed: nothing can be sent."""
 
 
@@ -60,6 +65,23 @@ class _TrustedAdapter(HTTPAdapter):
             kwargs["timeout"] = self.timeout
         self.requests += 1
         return super().send(request, **kwargs)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """5xx answers, connection resets and timeouts, lock and request-limit refusals."""
+    if isinstance(exc, requests.RequestException):
+        return True
+    if isinstance(exc, SalesforceAuthenticationFailed):
+        return isinstance(exc.code, int) and exc.code >= 500
+    if isinstance(exc, SalesforceGeneralError) and (exc.status or 0) >= 500:
+        return True
+    if isinstance(exc, SalesforceError):
+        content = exc.content
+        codes = [content.get("exceptionCode")] if isinstance(content, dict) else []
+        if isinstance(content, list):
+            codes = [e.get("errorCode") for e in content if isinstance(e, dict)]
+        return any(code in TRANSIENT_CODES for code in codes)
+    return False
 
 
 def is_expired_session(exc: BaseException) -> bool:
@@ -105,24 +127,31 @@ class SalesforceResource(dg.ConfigurableResource):
             "Domain SALESFORCE_LOGIN_URL; or SALESFORCE_SESSION_ID and SALESFORCE_INSTANCE_URL"
         )
 
-    def connect(self, api_version: str | None = None) -> SalesforceApi:
-        """A logged-in API handle for one run (`api_version`: the sync's, else the default)."""
-        return SalesforceApi(self, api_version or self.api_version)
+    def connect(
+        self, api_version: str | None = None, retry_initial_delay: float = 1.0, retry_limit: int = 5
+    ) -> SalesforceApi:
+        """A logged-in API handle for one run (`api_version`: the sync's, else the default).
+
+        Login and reads (describe, queries) that fail transiently are retried after
+        `retry_initial_delay` seconds, doubling, `retry_limit` times.
+        """
+        return SalesforceApi(self, api_version or self.api_version, retry_initial_delay, retry_limit)
 
 
 class SalesforceApi:
     """One run's connection: the simple-salesforce client, renewal and redaction."""
 
-    def __init__(self, resource: SalesforceResource, api_version: str):
+    def __init__(self, resource: SalesforceResource, api_version: str, retry_delay: float = 1.0, retry_limit: int = 5):
         self.resource = resource
         self.api_version = api_version
+        self.retry_delay, self.retry_limit = retry_delay, retry_limit
         self.method = resource.auth_method()
         self.redactor = Redactor(resource.password, resource.security_token, resource.client_secret, resource.session_id)
         self.http = requests.Session()
         self.adapter = _TrustedAdapter(resource.ca_bundle, resource.timeout_seconds)
         self.http.mount("https://", self.adapter)
         self.renewals = 0
-        self.client: Salesforce = self._login()
+        self.client: Salesforce = self._retrying(self._login)
 
     @property
     def api_calls(self) -> int:
@@ -153,9 +182,9 @@ class SalesforceApi:
             else:
                 session_id, instance = r.session_id, r.instance_url.split("://", 1)[-1].rstrip("/")
         except SalesforceAuthenticationFailed as exc:
+            if isinstance(exc.code, int) and exc.code >= 500:
+                raise  # the login server is unwell, not the credentials: worth another attempt
             raise SalesforceSetupError(f"Salesforce login refused ({self.method}): {self.redact(exc)}") from None
-        except requests.RequestException as exc:
-            raise SalesforceSetupError(f"Salesforce login failed ({self.method}): {self.redact(exc)}") from None
         self.redactor.add(session_id)
         return Salesforce(session_id=session_id, instance=instance, version=self.api_version, session=self.http)
 
@@ -167,7 +196,7 @@ class SalesforceApi:
                 "SALESFORCE_SESSION_ID (or log in with a username and password, or client credentials)"
             )
         self.renewals += 1
-        self.client = self._login()
+        self.client = self._retrying(self._login)
 
     def call(self, fn: Callable[[Salesforce], T]) -> T:
         """`fn(client)`, renewing the session once if it has expired."""
@@ -184,5 +213,22 @@ class SalesforceApi:
                 raise SalesforceSetupError("the renewed Salesforce session was refused at once") from None
             raise
 
+    def _retrying(self, fn: Callable[[], T]) -> T:
+        """`fn()`, again after transient failures (only for calls that are safe to repeat)."""
+        delay = self.retry_delay
+        for attempt in range(self.retry_limit + 1):
+            try:
+                return fn()
+            except (SalesforceError, requests.RequestException) as exc:
+                if attempt == self.retry_limit or not is_transient(exc):
+                    raise
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def read(self, fn: Callable[[Salesforce], T]) -> T:
+        """A call that changes nothing, renewed and retried as needed."""
+        return self._retrying(lambda: self.call(fn))
+
     def describe(self, object_name: str) -> dict[str, Any]:
-        return self.call(lambda sf: sf.restful(f"sobjects/{object_name}/describe"))
+        return self.read(lambda sf: sf.restful(f"sobjects/{object_name}/describe"))

@@ -17,36 +17,19 @@ from typing import Any
 
 import requests
 from simple_salesforce.bulk import SFBulkType
-from simple_salesforce.exceptions import SalesforceError, SalesforceGeneralError, SalesforceResourceNotFound
+from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 from simple_salesforce.util import call_salesforce
 
 from crm_assets.destinations.machinery import RowResult, operation_of
 from crm_assets.destinations.specs import SyncSpec
-from crm_assets.destinations.salesforce.resource import SalesforceApi, SalesforceResource
+from crm_assets.destinations.salesforce.resource import TRANSIENT_CODES, SalesforceApi, SalesforceResource, is_transient
 from crm_assets.destinations.values import encode_records
 
-# Row-level and request-level errors that another attempt can clear.
-TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "TooManyLockFailure", "Timeout", "ServerUnavailable"}
 TERMINAL_BATCH_STATES = {"Completed", "Failed", "NotProcessed"}
 
 
 class PreflightError(ValueError):
     """The query's columns do not fit the object; raised before any record is sent."""
-
-
-def is_transient(exc: BaseException) -> bool:
-    """5xx answers, connection resets and timeouts, lock and request-limit refusals."""
-    if isinstance(exc, requests.RequestException):
-        return True
-    if isinstance(exc, SalesforceGeneralError) and (exc.status or 0) >= 500:
-        return True
-    if isinstance(exc, SalesforceError):
-        content = exc.content
-        codes = [content.get("exceptionCode")] if isinstance(content, dict) else []
-        if isinstance(content, list):
-            codes = [e.get("errorCode") for e in content if isinstance(e, dict)]
-        return any(code in TRANSIENT_CODES for code in codes)
-    return False
 
 
 def _error_code(exc: BaseException) -> str:
@@ -68,6 +51,7 @@ class SalesforceDestination:
         self.poll_interval = resource.poll_interval_seconds
         self.poll_timeout = resource.poll_timeout_seconds
         self.batches = 0
+        self.lookup_fields: dict[str, str] = {}  # relationship name -> its reference field
 
     @property
     def api_calls(self) -> int:
@@ -79,12 +63,14 @@ class SalesforceDestination:
     # ---- pre-flight ----------------------------------------------------------------------
 
     def preflight(self, spec: SyncSpec, columns: list[str]) -> dict[str, str]:
-        """Each result column mapped to the object's field name; every misfit listed at once."""
-        try:
-            described = self.api.describe(spec.object)
-        except SalesforceResourceNotFound:
-            raise PreflightError(f"sync {spec.name}: Salesforce has no object {spec.object!r}; nothing was sent") from None
+        """Each result column mapped to the object's field name; every misfit listed at once.
+
+        A column ``Rel.Ext__c`` sets a lookup through the related record's external id (Bulk
+        sends it as ``{"Rel": {"Ext__c": value}}``; a null clears the lookup field itself).
+        """
+        described = self._describe(spec, spec.object)
         fields = {f["name"].lower(): f for f in described["fields"]}
+        relationships = {f["relationshipName"].lower(): f for f in described["fields"] if f.get("relationshipName")}
         need = {"insert": ("createable",), "update": ("updateable",), "upsert": ("createable", "updateable")}[
             operation_of(spec)
         ]
@@ -92,11 +78,21 @@ class SalesforceDestination:
         problems: list[str] = []
         mapping: dict[str, str] = {}
         for column in columns:
-            field = fields.get(column.lower())
+            relation, _, target_name = column.partition(".")
+            field = relationships.get(relation.lower()) if target_name else fields.get(column.lower())
             if field is None:
-                problems.append(f"{column}: no such field on {spec.object}")
+                what = "relationship" if target_name else "field"
+                problems.append(f"{column}: no such {what} on {spec.object}")
                 continue
-            mapping[column] = field["name"]
+            if target_name:
+                target = self._lookup_field(spec, field, target_name)
+                if target is None:
+                    problems.append(f"{column}: {target_name} is not an external id of {'/'.join(field['referenceTo'])}")
+                    continue
+                mapping[column] = f"{field['relationshipName']}.{target}"
+                self.lookup_fields[field["relationshipName"]] = field["name"]
+            else:
+                mapping[column] = field["name"]
             if column.lower() == key:
                 if spec.upsert and not field.get("externalId"):
                     problems.append(f"{column}: not an external id field, so it cannot be the upsert key")
@@ -105,7 +101,8 @@ class SalesforceDestination:
             if lacking:
                 problems.append(f"{column}: not {' or '.join(lacking)} on {spec.object}")
         if operation_of(spec) == "insert":
-            given = {c.lower() for c in columns}
+            given = {mapping.get(c, c).split(".")[0].lower() for c in columns}
+            given |= {self.lookup_fields[r].lower() for r in self.lookup_fields}
             for f in described["fields"]:
                 required = f.get("createable") and not f.get("nillable") and not f.get("defaultedOnCreate")
                 if required and f.get("type") != "boolean" and f["name"].lower() not in given:
@@ -118,10 +115,39 @@ class SalesforceDestination:
             )
         return mapping
 
+    def _describe(self, spec: SyncSpec, object_name: str) -> dict[str, Any]:
+        try:
+            return self.api.describe(object_name)
+        except SalesforceResourceNotFound:
+            raise PreflightError(f"sync {spec.name}: Salesforce has no object {object_name!r}; nothing was sent") from None
+
+    def _lookup_field(self, spec: SyncSpec, reference: dict[str, Any], name: str) -> str | None:
+        """The canonical name of `name` on the referenced object, if it can find a record."""
+        for target in reference.get("referenceTo") or []:
+            for f in self._describe(spec, target)["fields"]:
+                if f["name"].lower() == name.lower() and (f.get("externalId") or f.get("idLookup")):
+                    return f["name"]
+        return None
+
+    def _shape(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Lookup columns nested the way Bulk reads them."""
+        if not self.lookup_fields:
+            return record
+        shaped: dict[str, Any] = {}
+        for name, value in record.items():
+            relation, _, target = name.partition(".")
+            if not target:
+                shaped[name] = value
+            elif value is None:
+                shaped[self.lookup_fields[relation]] = None
+            else:
+                shaped[relation] = {target: value}
+        return shaped
+
     # ---- reading ---------------------------------------------------------------------------
 
     def existing_ids(self, spec: SyncSpec) -> Iterator[str]:
-        records = self.api.call(lambda sf: list(sf.query_all_iter(f"SELECT Id FROM {spec.object}")))
+        records = self.api.read(lambda sf: list(sf.query_all_iter(f"SELECT Id FROM {spec.object}")))
         return (r["Id"] for r in records)
 
     # ---- Bulk 1.0 ----------------------------------------------------------------------------
@@ -169,7 +195,7 @@ class SalesforceDestination:
         bulk = self._bulk(spec)
         response = call_salesforce(
             url=f"{bulk.bulk_url}job/{job_id}/batch", method="POST", session=bulk.session,
-            headers=bulk.headers, data=encode_records(records),
+            headers=bulk.headers, data=encode_records(self._shape(r) for r in records),
         )
         return response.json()
 
@@ -232,4 +258,5 @@ class SalesforceDestination:
 @contextlib.contextmanager
 def open_salesforce(resource: SalesforceResource, spec: SyncSpec) -> Iterator[SalesforceDestination]:
     """A logged-in writer for one sync's run (its API version, else the resource's)."""
-    yield SalesforceDestination(resource.connect(spec.api_version), resource)
+    api = resource.connect(spec.api_version, spec.retry_initial_delay, spec.retry_limit)
+    yield SalesforceDestination(api, resource)
