@@ -168,6 +168,47 @@ class SandboxProcess:
     def harvest_info(self) -> dict[str, Any]:
         return self.call("GET", "/_sandbox/harvest/info")
 
+    # -- Salesforce (admin routes of salesforce_admin; the API itself is HTTPS, see env) --
+
+    def salesforce_records(self, obj: str, deleted: str = "exclude") -> list[dict[str, Any]]:
+        """Every record of `obj` in the org (``deleted``: ``exclude``, ``include`` or ``only``)."""
+        return self.call("GET", f"/_sandbox/salesforce/records/{obj}?deleted={deleted}")["records"]
+
+    def salesforce_load(self, obj: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Seed records without API calls; one insert result per record."""
+        return self.call("POST", f"/_sandbox/salesforce/records/{obj}", {"records": records})["results"]
+
+    def salesforce_requests(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/_sandbox/salesforce/requests")["requests"]
+
+    def salesforce_clear_requests(self) -> None:
+        self.call("DELETE", "/_sandbox/salesforce/requests")
+
+    def salesforce_jobs(self) -> list[dict[str, Any]]:
+        return self.call("GET", "/_sandbox/salesforce/jobs")["jobs"]
+
+    def salesforce_reset(self) -> None:
+        """Empty org, no jobs, no request log, no Salesforce faults."""
+        self.call("POST", "/_sandbox/salesforce/reset")
+
+    def salesforce_session(self) -> dict[str, str]:
+        """A fresh ``{"session_id", "instance_url"}`` for session-id authentication."""
+        return self.call("POST", "/_sandbox/salesforce/sessions")
+
+    def salesforce_expire_sessions(self, after: int = 0) -> None:
+        self.call("POST", "/_sandbox/salesforce/sessions/expire", {"after": after})
+
+    def salesforce_fault(self, kind: str, **options: Any) -> dict[str, Any]:
+        """Queue or set a Salesforce fault: ``lock``/``batch_failed`` (``count`` or ``probability``),
+        ``session_expiry`` (``after``), ``status`` (``status``, ``count``)."""
+        return self.call("POST", "/_sandbox/salesforce/faults", {"kind": kind, **options})
+
+    def salesforce_clear_faults(self) -> None:
+        self.call("DELETE", "/_sandbox/salesforce/faults")
+
+    def salesforce_settings(self, **settings: Any) -> dict[str, Any]:
+        return self.call("POST", "/_sandbox/salesforce/settings", settings)
+
     def inject_fault(self, api: str, status: int, count: int = 1, retry_after: float | None = None) -> None:
         body: dict[str, Any] = {"api": api, "status": status, "count": count}
         if retry_after is not None:

@@ -20,6 +20,7 @@ import time
 from crm_assets.sandbox import READY_LINE
 from crm_assets.sandbox.harvest import ACCOUNT_ID, COMPANY, HarvestEmulator
 from crm_assets.sandbox.harvest_id import HarvestIdEmulator, TokenRegistry
+from crm_assets.sandbox.salesforce import SalesforceEmulator
 from crm_assets.sandbox.server import FaultInjector, SandboxServer, serve
 
 
@@ -58,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         {"id": int(ACCOUNT_ID) + 1, "name": f"{COMPANY['name']} Forecast", "product": "forecast"},
     ])
     try:
-        server = SandboxServer((args.host, args.port), [harvest, harvest_id], faults, verbose=args.verbose)
+        salesforce = SalesforceEmulator(faults, seed=args.seed)  # HTTPS on its own port, admin routes here
+        server = SandboxServer((args.host, args.port), [harvest, harvest_id, salesforce], faults, verbose=args.verbose)
+        salesforce.listen(args.host)
     except OSError as exc:
         print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
               " (pick another --port, or 0 for a free one)", file=sys.stderr)

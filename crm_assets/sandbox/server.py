@@ -155,6 +155,7 @@ class FaultInjector:
         self._windows: dict[str, deque[float]] = {}
         self._shaped_queued: dict[str, deque[tuple[str, int]]] = {}
         self._shaped_random: dict[str, list[tuple[str, float]]] = {}
+        self.named_rules: dict[str, list[str]] = {}  # an emulator's own kinds (NAMED_FAULTS), read at its start
         if spec:
             self.configure(spec)
 
@@ -164,7 +165,10 @@ class FaultInjector:
             if not sep or not api:
                 raise ValueError(f"fault {item!r}: expected api:STATUS@PROBABILITY or api:rate=N/SECONDS")
             try:
-                if rule.startswith("rate="):
+                if rule.partition("@")[0].partition("=")[0] in NAMED_FAULTS.get(api, ()):
+                    _check_named_rule(rule)
+                    self.named_rules.setdefault(api, []).append(rule)
+                elif rule.startswith("rate="):
                     count, _, seconds = rule[5:].partition("/")
                     self._rates[api] = (int(count), float(seconds))
                 elif rule.partition("@")[0] in SHAPED_FAULTS:
@@ -263,6 +267,18 @@ class FaultInjector:
         except (KeyError, TypeError, ValueError) as exc:
             raise BadRequest(f"expected {{api, status, count, retry_after}} or {{api, kind, count}}: {exc}") from exc
         return json_response(200, self.describe())
+
+
+# Fault kinds an emulator interprets itself, given as api:KIND@PROBABILITY or api:KIND=N.
+NAMED_FAULTS: dict[str, tuple[str, ...]] = {"salesforce": ("lock", "batch_failed", "session_expiry")}
+
+
+def _check_named_rule(rule: str) -> None:
+    kind, sep, value = rule.partition("@")
+    if sep:
+        _probability(value)
+    elif int(rule.partition("=")[2]) < 1:
+        raise ValueError(f"{kind}=N needs N >= 1")
 
 
 def _probability(text: str) -> float:
