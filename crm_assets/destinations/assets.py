@@ -15,7 +15,7 @@ from typing import Any
 import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
-from crm_assets.destinations.machinery import Destination, run_sync
+from crm_assets.destinations.machinery import Destination, PushFailure, run_sync
 from crm_assets.destinations.salesforce.writer import open_salesforce
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.tracking import REJECTIONS, SyncTracking
@@ -54,13 +54,18 @@ def build_sync_asset(spec: SyncSpec) -> dg.AssetsDefinition:
     )
     def _sync(context: AssetExecutionContext) -> dg.MaterializeResult:
         resource = getattr(context.resources, spec.destination)
-        counts = run_sync(
-            spec,
-            context.resources.warehouse.session,
-            lambda s: OPENERS[spec.destination](resource, s),
-            context.run.run_id,
-            log=context.log.info,
-        )
+        try:
+            counts = run_sync(
+                spec,
+                context.resources.warehouse.session,
+                lambda s: OPENERS[spec.destination](resource, s),
+                context.run.run_id,
+                log=context.log.info,
+            )
+        except (PushFailure, ValueError) as exc:
+            # Worded for the operator and redacted: shown as the run's one-line failure.
+            counts = getattr(exc, "counts", None)
+            raise dg.Failure(description=str(exc), metadata=counts.metadata() if counts else None) from None
         return dg.MaterializeResult(metadata={**counts.metadata(), "object": spec.object, "mode": spec.mode})
 
     return _sync

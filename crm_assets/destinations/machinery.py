@@ -44,7 +44,12 @@ class RowResult:
 
 class PushFailure(RuntimeError):
     """The push could not finish: transient failures outlived the retries, or the destination
-    refused the run. Outcomes already known are recorded before this is raised."""
+    refused the run. Outcomes already known are recorded before this is raised; `counts` holds
+    the run's numbers when they are known."""
+
+    def __init__(self, message: str, counts: SyncCounts | None = None):
+        super().__init__(message)
+        self.counts = counts
 
 
 class Destination(Protocol):
@@ -154,12 +159,13 @@ def run_sync(
         # A library error may quote a request or a response: only its redacted gist leaves.
         gist = redact(failure)
         gist = gist if len(gist) <= MAX_MESSAGE else gist[:MAX_MESSAGE] + " ..."
-        raise PushFailure(f"sync {spec.name}: {type(failure).__name__}: {gist}") from None
+        raise PushFailure(f"sync {spec.name}: {type(failure).__name__}: {gist}", counts) from None
     if counts.failures:
         causes = ", ".join(f"{code} ({n} rows)" for code, n in sorted(counts.failures.items()))
         raise PushFailure(
             f"sync {spec.name}: rows still failing after {spec.retry_limit} retries: {causes}; "
-            "they are in reverse_etl.rejections and will be sent again next run"
+            "they are in reverse_etl.rejections and will be sent again next run",
+            counts,
         )
     return counts
 
