@@ -1,6 +1,7 @@
 """Sync specs as Dagster definitions: an asset, a rejections check and a schedule per sync.
 
-The asset's upstream assets are the tables its SQL reads (see :mod:`.lineage`); running it
+The asset's upstream assets are the tables its SQL reads (see :mod:`.lineage`), and the syncs
+whose records its lookup columns point at (see :func:`lookup_deps`); running it
 pushes the changed rows and records the outcome counts as metadata. The check fails while the
 sync has rejected rows in ``reverse_etl.rejections``; it reads only the warehouse, so it can run
 alone. A sync takes no `duckdb` pool slot: it holds the warehouse's file lock only while it
@@ -15,8 +16,8 @@ from typing import Any
 import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
+from crm_assets.destinations.lineage import result_names
 from crm_assets.destinations.machinery import Destination, PushFailure, run_sync
-from crm_assets.destinations.salesforce.writer import open_salesforce
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.tracking import REJECTIONS, SyncTracking
 
@@ -24,9 +25,15 @@ OWNERS = ["team:data-platform"]
 GROUP = "reverse_etl"
 REJECTIONS_CHECK = "no_rejections"
 
+def _open_salesforce(resource: Any, spec: SyncSpec) -> AbstractContextManager[Destination]:
+    from crm_assets.destinations.salesforce.writer import open_salesforce  # loads simple-salesforce
+
+    return open_salesforce(resource, spec)
+
+
 # How each destination opens a writer for a run, from its resource (bound to the same key).
 OPENERS: dict[str, Callable[[Any, SyncSpec], AbstractContextManager[Destination]]] = {
-    "salesforce": open_salesforce,
+    "salesforce": _open_salesforce,
 }
 
 
@@ -40,12 +47,25 @@ def _description(spec: SyncSpec) -> str:
     )
 
 
-def build_sync_asset(spec: SyncSpec) -> dg.AssetsDefinition:
+def lookup_deps(spec: SyncSpec, specs: Sequence[SyncSpec]) -> list[dg.AssetKey]:
+    """Syncs whose records this one points at: a column ``Rel.Ext__c`` finds the related record
+    by the external id ``Ext__c``, so the sync that upserts on ``Ext__c`` should run first."""
+    writers = {(s.destination, s.key.lower()): s for s in specs if s.upsert and s.key and s is not spec}
+    deps = []
+    for column in result_names(spec.query):
+        _, _, external_id = column.partition(".")
+        writer = writers.get((spec.destination, external_id.lower())) if external_id else None
+        if writer is not None:
+            deps.append(dg.AssetKey(list(writer.asset_key)))
+    return deps
+
+
+def build_sync_asset(spec: SyncSpec, upstream_syncs: Sequence[dg.AssetKey] = ()) -> dg.AssetsDefinition:
     key = dg.AssetKey(list(spec.asset_key))
 
     @dg.asset(
         key=key,
-        deps=[dg.AssetKey([schema, table]) for schema, table in spec.tables],
+        deps=[*(dg.AssetKey([schema, table]) for schema, table in spec.tables), *upstream_syncs],
         group_name=GROUP,
         kinds={"duckdb", spec.destination},
         owners=OWNERS,
@@ -92,7 +112,7 @@ def build_rejections_check(spec: SyncSpec) -> dg.AssetChecksDefinition:
 
 def build_sync_definitions(specs: Sequence[SyncSpec]) -> dg.Definitions:
     """Assets, checks and schedules for `specs` (resources are bound by definitions.py)."""
-    assets = [build_sync_asset(s) for s in specs]
+    assets = [build_sync_asset(s, lookup_deps(s, specs)) for s in specs]
     checks = [build_rejections_check(s) for s in specs]
     schedules = [
         dg.ScheduleDefinition(

@@ -16,15 +16,24 @@ class LineageError(ValueError):
     """The query cannot be parsed, or reads a table whose schema it does not name."""
 
 
-def source_tables(query: str) -> list[tuple[str, str]]:
-    """(schema, table) pairs the query reads, lower-cased, sorted and without repeats."""
+def _parse(query: str) -> exp.Query:
     try:
         statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
     except ParseError as exc:
         raise LineageError(f"not valid DuckDB SQL: {exc}") from exc
     if len(statements) != 1 or not isinstance(statements[0], exp.Query):
         raise LineageError("must be exactly one SELECT statement")
-    tree = statements[0]
+    return statements[0]
+
+
+def result_names(query: str) -> list[str]:
+    """The names the query gives its result columns, as far as the SQL alone tells."""
+    return list(_parse(query).named_selects)
+
+
+def source_tables(query: str) -> list[tuple[str, str]]:
+    """(schema, table) pairs the query reads, lower-cased, sorted and without repeats."""
+    tree = _parse(query)
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     found: set[tuple[str, str]] = set()
     for table in tree.find_all(exp.Table):

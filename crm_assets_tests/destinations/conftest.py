@@ -63,6 +63,8 @@ def as_org_value(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
+    if value == "":
+        return None  # Salesforce stores an empty text as null
     return value
 
 

@@ -1,6 +1,9 @@
-"""Salesforce as a reverse-ETL destination: the resource, the pre-flight and the Bulk writer."""
+"""Salesforce as a reverse-ETL destination: the resource, the pre-flight and the Bulk writer.
 
-from crm_assets.destinations.salesforce.resource import SalesforceResource
-from crm_assets.destinations.salesforce.writer import PreflightError, SalesforceDestination, open_salesforce
+Only the resource is imported here; the writer (and simple-salesforce with it) loads when a run
+opens it, so that loading the definitions stays quick.
+"""
 
-__all__ = ["PreflightError", "SalesforceDestination", "SalesforceResource", "open_salesforce"]
+from crm_assets.destinations.salesforce.resource import SalesforceResource, SalesforceSetupError
+
+__all__ = ["SalesforceResource", "SalesforceSetupError"]

@@ -22,7 +22,8 @@ from simple_salesforce.util import call_salesforce
 
 from crm_assets.destinations.machinery import RowResult, operation_of
 from crm_assets.destinations.specs import SyncSpec
-from crm_assets.destinations.salesforce.resource import TRANSIENT_CODES, SalesforceApi, SalesforceResource, is_transient
+from crm_assets.destinations.salesforce.api import TRANSIENT_CODES, SalesforceApi, is_transient
+from crm_assets.destinations.salesforce.resource import SalesforceResource
 from crm_assets.destinations.values import encode_records
 
 TERMINAL_BATCH_STATES = {"Completed", "Failed", "NotProcessed"}
