@@ -195,6 +195,10 @@ class SandboxProcess:
         """A fresh ``{"session_id", "instance_url"}`` for session-id authentication."""
         return self.call("POST", "/_sandbox/salesforce/sessions")
 
+    def salesforce_issued_sessions(self) -> list[str]:
+        """Every session id the org issued (logins and :meth:`salesforce_session`), to look for leaks."""
+        return self.call("GET", "/_sandbox/salesforce/sessions")["sessions"]
+
     def salesforce_expire_sessions(self, after: int = 0) -> None:
         self.call("POST", "/_sandbox/salesforce/sessions/expire", {"after": after})
 

@@ -45,6 +45,8 @@ from xml.sax.saxutils import escape
 
 from crm_assets.sandbox.salesforce_admin import SalesforceAdmin
 from crm_assets.sandbox.salesforce_bulk import BulkV1, bulk_error
+from crm_assets.sandbox.salesforce_bulk2 import BulkV2
+from crm_assets.sandbox.salesforce_collections import Collections
 from crm_assets.sandbox.salesforce_org import USER_ID, USERNAME, Org
 from crm_assets.sandbox.salesforce_rest import Rest, rest_error
 from crm_assets.sandbox.salesforce_tls import start_https
@@ -92,7 +94,11 @@ class SalesforceFaults:
 
     def describe(self) -> dict[str, Any]:
         with self.lock:
-            return {"probability": dict(self.probability), "count": dict(self.count), "session_expiry": self.session_expiry}
+            return {
+                "probability": dict(self.probability),
+                "count": dict(self.count),
+                "session_expiry": self.session_expiry,
+            }
 
 
 class SalesforceEmulator:
@@ -105,12 +111,13 @@ class SalesforceEmulator:
         self.bulk = BulkV1(self.org)
         self.bulk.fail_batch = lambda: self.sf_faults.due("batch_failed")
         self.rest = Rest(self)
-        self.collections: Any = None
-        self.bulk2: Any = None
+        self.collections = Collections(self.org)
+        self.bulk2 = BulkV2(self.org)
         self.admin = SalesforceAdmin(self)
         self.lock = threading.Lock()
         self.sessions: dict[str, int | None] = {}
-        self.requests: deque[dict[str, Any]] = deque(maxlen=200_000)
+        self.requests: deque[dict[str, Any]] = deque(maxlen=200_000)  # the latest ones; `received` counts all
+        self.received = 0
         self.port = 0
         self.ca_bundle = ""
 
@@ -131,14 +138,20 @@ class SalesforceEmulator:
 
     def env(self, base_url: str) -> dict[str, str]:
         return {
-            "SALESFORCE_LOGIN_URL": self.login_url, "SALESFORCE_INSTANCE_URL": self.instance_url,
-            "SALESFORCE_USERNAME": USERNAME, "SALESFORCE_PASSWORD": PASSWORD, "SALESFORCE_SECURITY_TOKEN": SECURITY_TOKEN,
-            "SALESFORCE_CLIENT_ID": CLIENT_ID, "SALESFORCE_CLIENT_SECRET": CLIENT_SECRET,
+            "SALESFORCE_LOGIN_URL": self.login_url,
+            "SALESFORCE_INSTANCE_URL": self.instance_url,
+            "SALESFORCE_USERNAME": USERNAME,
+            "SALESFORCE_PASSWORD": PASSWORD,
+            "SALESFORCE_SECURITY_TOKEN": SECURITY_TOKEN,
+            "SALESFORCE_CLIENT_ID": CLIENT_ID,
+            "SALESFORCE_CLIENT_SECRET": CLIENT_SECRET,
             "SALESFORCE_CA_BUNDLE": self.ca_bundle,
         }
 
     def handle_api(self, request: Request, path: str) -> Response:
-        return rest_error(404, "NOT_FOUND", f"Salesforce is served over HTTPS at {self.instance_url} (root-level paths)")
+        return rest_error(
+            404, "NOT_FOUND", f"Salesforce is served over HTTPS at {self.instance_url} (root-level paths)"
+        )
 
     def handle_admin(self, request: Request, path: str) -> Response:
         return self.admin.handle(request, path)
@@ -174,12 +187,17 @@ class SalesforceEmulator:
 
     def handle_https(self, request: Request) -> Response:
         began = time.monotonic()
-        entry: dict[str, Any] = {"method": request.method, "path": request.path, "host": request.host,
-                                 "time": dt.datetime.now(dt.UTC).isoformat()}
+        entry: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path,
+            "host": request.host,
+            "time": dt.datetime.now(dt.UTC).isoformat(),
+        }
         response = self._route(request, entry)
         entry.update(status=response.status, ms=round((time.monotonic() - began) * 1000, 1))
         with self.lock:
-            entry["seq"] = len(self.requests) + 1
+            self.received += 1
+            entry["seq"] = self.received
             self.requests.append(entry)
         return response
 
@@ -196,7 +214,11 @@ class SalesforceEmulator:
             return rest_error(404, "NOT_FOUND", "The requested resource does not exist")
         entry["api"] = "bulk" if bulk else "rest"
         if request.host.rsplit(":", 1)[0] == LOGIN_HOST:
-            return rest_error(404, "NOT_FOUND", f"The login host serves no data API; use the instance URL {self.instance_url}")
+            return rest_error(
+                404,
+                "NOT_FOUND",
+                f"The login host serves no data API; use the instance URL {self.instance_url}",
+            )
         fault = self.faults.take(self.name)
         if fault is not None:
             entry["fault"] = fault.status
@@ -213,7 +235,11 @@ class SalesforceEmulator:
             _summarize_body(request, entry)
             return self.bulk.handle(request.method, parts[1:], request.body, version)
         auth = request.headers.get("Authorization") or ""
-        token = auth.split(" ", 1)[1].strip() if auth.split(" ", 1)[0] in ("Bearer", "OAuth") and " " in auth else None
+        token = (
+            auth.split(" ", 1)[1].strip()
+            if auth.split(" ", 1)[0] in ("Bearer", "OAuth") and " " in auth
+            else None
+        )
         if not self.use_session(token):
             return rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         _summarize_body(request, entry)
@@ -221,35 +247,46 @@ class SalesforceEmulator:
 
     def _fault(self, fault: Fault, bulk: bool) -> Response:
         if fault.status == 401:
-            return bulk_error("InvalidSessionId", "Invalid session id") if bulk else \
-                rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            return (
+                bulk_error("InvalidSessionId", "Invalid session id")
+                if bulk
+                else rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            )
         if fault.status == 403:
-            return bulk_error("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", 403) if bulk else \
-                rest_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            return (
+                bulk_error("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.", 403)
+                if bulk
+                else rest_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+            )
         if fault.status == 500:
-            message = "An unexpected error occurred. Please include this ErrorId if you contact support: 0-0 (sandbox)"
-            return bulk_error("Unknown", message, 500) if bulk else rest_error(500, "UNKNOWN_EXCEPTION", message)
+            message = "An unexpected error occurred. Please include this ErrorId if you contact support: 0-0"
+            return (
+                bulk_error("Unknown", message, 500) if bulk else rest_error(500, "UNKNOWN_EXCEPTION", message)
+            )
         return fault_response(fault)
 
     # -- login --
 
     def _soap_login(self, request: Request, path: str, entry: dict[str, Any]) -> Response:
-        version = path[len("/services/Soap/u/"):].strip("/").split("/")[0]
+        version = path[len("/services/Soap/u/") :].strip("/").split("/")[0]
         try:
             root = ET.fromstring(request.body)
             values = {el.tag.rpartition("}")[2]: (el.text or "") for el in root.iter()}
         except ET.ParseError:
-            return _soap_fault("INVALID_LOGIN", "INVALID_LOGIN", "the login request is not well-formed XML")
+            return _soap_fault("INVALID_LOGIN", "the login request is not well-formed XML")
         entry["body"] = {"username": values.get("username")}
         if not self.rest.known_version(version):
-            return _soap_fault("UNSUPPORTED_API_VERSION", "UNSUPPORTED_API_VERSION",
-                               f"Invalid Api version specified on URL: {version}")
+            return _soap_fault(
+                "UNSUPPORTED_API_VERSION",
+                f"Invalid Api version specified on URL: {version}",
+            )
         if values.get("username") != USERNAME or values.get("password") != PASSWORD + SECURITY_TOKEN:
-            return _soap_fault("INVALID_LOGIN", "INVALID_LOGIN", INVALID_LOGIN)
+            return _soap_fault("INVALID_LOGIN", INVALID_LOGIN)
         session = self.new_session()
         server = f"{self.instance_url}/services/Soap/u/{version}/{ORG_ID[:15]}"
         body = (
-            f'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope {SOAP_NS} xmlns="urn:partner.soap.sforce.com" '
+            f'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope {SOAP_NS} '
+            'xmlns="urn:partner.soap.sforce.com" '
             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><loginResponse><result>'
             f"<metadataServerUrl>{self.instance_url}/services/Soap/m/{version}/{ORG_ID[:15]}</metadataServerUrl>"
             f"<passwordExpired>false</passwordExpired><sandbox>true</sandbox><serverUrl>{server}</serverUrl>"
@@ -262,7 +299,10 @@ class SalesforceEmulator:
     def _oauth(self, request: Request, entry: dict[str, Any]) -> Response:
         form = dict(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
         grant = form.get("grant_type")
-        entry["body"] = {"grant_type": grant, **({"username": form["username"]} if "username" in form else {})}
+        entry["body"] = {
+            "grant_type": grant,
+            **({"username": form["username"]} if "username" in form else {}),
+        }
         client_id, client_secret = form.get("client_id"), form.get("client_secret")
         auth = request.headers.get("Authorization") or ""
         if auth.startswith("Basic "):
@@ -273,26 +313,44 @@ class SalesforceEmulator:
         if request.method != "POST":
             return json_response(405, {"error": "invalid_request", "error_description": "must use HTTP POST"})
         if grant not in ("client_credentials", "password"):
-            return json_response(400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"})
+            return json_response(
+                400, {"error": "unsupported_grant_type", "error_description": "grant type not supported"}
+            )
         if client_id != CLIENT_ID:
-            return json_response(400, {"error": "invalid_client_id", "error_description": "client identifier invalid"})
+            return json_response(
+                400, {"error": "invalid_client_id", "error_description": "client identifier invalid"}
+            )
         if client_secret != CLIENT_SECRET:
-            return json_response(400, {"error": "invalid_client", "error_description": "invalid client credentials"})
-        if grant == "password" and (form.get("username") != USERNAME or form.get("password") != PASSWORD + SECURITY_TOKEN):
-            return json_response(400, {"error": "invalid_grant", "error_description": "authentication failure"})
+            return json_response(
+                400, {"error": "invalid_client", "error_description": "invalid client credentials"}
+            )
+        if grant == "password" and (
+            form.get("username") != USERNAME or form.get("password") != PASSWORD + SECURITY_TOKEN
+        ):
+            return json_response(
+                400, {"error": "invalid_grant", "error_description": "authentication failure"}
+            )
         issued = str(int(time.time() * 1000))
-        return json_response(200, {
-            "access_token": self.new_session(), "instance_url": self.instance_url,
-            "id": f"{self.login_url}/id/{ORG_ID}/{USER_ID}", "token_type": "Bearer", "issued_at": issued,
-            "signature": base64.b64encode(secrets.token_bytes(32)).decode(), "scope": "api",
-        })
+        return json_response(
+            200,
+            {
+                "access_token": self.new_session(),
+                "instance_url": self.instance_url,
+                "id": f"{self.login_url}/id/{ORG_ID}/{USER_ID}",
+                "token_type": "Bearer",
+                "issued_at": issued,
+                "signature": base64.b64encode(secrets.token_bytes(32)).decode(),
+                "scope": "api",
+            },
+        )
 
 
-def _soap_fault(code: str, faultcode: str, message: str) -> Response:
+def _soap_fault(code: str, message: str) -> Response:
     body = (
         f'<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope {SOAP_NS} '
         'xmlns:sf="urn:fault.partner.soap.sforce.com" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-        f"<soapenv:Body><soapenv:Fault><faultcode>{faultcode}</faultcode><faultstring>{code}: {escape(message)}"
+        f"<soapenv:Body><soapenv:Fault><faultcode>{code}</faultcode>"
+        f"<faultstring>{code}: {escape(message)}"
         '</faultstring><detail><sf:LoginFault xsi:type="sf:LoginFault">'
         f"<sf:exceptionCode>{code}</sf:exceptionCode><sf:exceptionMessage>{escape(message)}</sf:exceptionMessage>"
         "</sf:LoginFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>"

@@ -13,6 +13,8 @@
   ``concurrencyMode`` as sent; never passwords or tokens); ``DELETE /requests`` clears it;
 - ``GET /jobs`` — Bulk 1.0 jobs with ``concurrencyMode`` (as answered), ``concurrencyModeSent``
   (as the client sent it), state and batches;
+- ``GET /sessions`` — ``{"sessions": [...]}``, every session id issued (by logins too), so tests
+  can check that none leaked into logs or files;
 - ``POST /sessions`` — a new session id ``{"session_id", "instance_url"}`` (for session-id auth);
   ``POST /sessions/expire`` ``{"after": N}`` — every live session dies after N more data
   requests (default 0: now);
@@ -28,9 +30,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from crm_assets.sandbox.salesforce_objects import OBJECTS, find_object
 from crm_assets.sandbox.salesforce_org import USERNAME
 from crm_assets.sandbox.salesforce_rest import VERSIONS
-from crm_assets.sandbox.salesforce_schema import OBJECTS, find_object
 from crm_assets.sandbox.server import BadRequest, Request, Response, json_response
 
 FAULT_KINDS = ("lock", "batch_failed")
@@ -48,9 +50,11 @@ class SalesforceAdmin:
         if method == "GET" and path == "/info":
             return json_response(200, self._info())
         if path.startswith("/records/"):
-            obj = find_object(path[len("/records/"):])
+            obj = find_object(path[len("/records/") :])
             if obj is None:
-                return json_response(404, {"error": f"no object {path[len('/records/'):]!r}; objects: {self._objects()}"})
+                return json_response(
+                    404, {"error": f"no object {path[len('/records/') :]!r}; objects: {self._objects()}"}
+                )
             if method == "GET":
                 deleted = request.param("deleted") or "exclude"
                 if deleted not in ("exclude", "include", "only"):
@@ -63,18 +67,24 @@ class SalesforceAdmin:
             return json_response(200, {"reset": True})
         if path == "/requests":
             if method == "DELETE":
-                with self.sf.lock:
-                    self.sf.requests.clear()
+                self._forget_requests()
             with self.sf.lock:
                 requests = list(self.sf.requests)
             return json_response(200, {"count": len(requests), "requests": requests})
         if method == "GET" and path == "/jobs":
             return json_response(200, {"jobs": self.sf.bulk.summary()})
+        if method == "GET" and path == "/sessions":
+            with self.sf.lock:
+                return json_response(200, {"sessions": list(self.sf.sessions)})
         if method == "POST" and path == "/sessions":
-            return json_response(200, {"session_id": self.sf.new_session(), "instance_url": self.sf.instance_url})
+            return json_response(
+                200, {"session_id": self.sf.new_session(), "instance_url": self.sf.instance_url}
+            )
         if method == "POST" and path == "/sessions/expire":
             after = body.get("after", 0)
-            return json_response(200, {"sessions": self.sf.expire_sessions(None if after is None else int(after))})
+            return json_response(
+                200, {"sessions": self.sf.expire_sessions(None if after is None else int(after))}
+            )
         if path == "/faults":
             if method == "POST":
                 self._add_fault(body)
@@ -95,10 +105,14 @@ class SalesforceAdmin:
             self.sf.bulk2.reset()
         with self.sf.rest.lock:
             self.sf.rest.cursors.clear()
-        with self.sf.lock:
-            self.sf.requests.clear()
+        self._forget_requests()
         self.sf.sf_faults.clear()
         self.sf.faults.clear(self.sf.name)
+
+    def _forget_requests(self) -> None:
+        with self.sf.lock:
+            self.sf.requests.clear()
+            self.sf.received = 0
 
     def _add_fault(self, body: dict[str, Any]) -> None:
         kind = body.get("kind")
@@ -127,5 +141,11 @@ class SalesforceAdmin:
         return [o.name for o in OBJECTS.values()]
 
     def _info(self) -> dict[str, Any]:
-        return {"login_url": self.sf.login_url, "instance_url": self.sf.instance_url, "username": USERNAME,
-                "ca_bundle": self.sf.ca_bundle, "objects": self._objects(), "api_versions": [VERSIONS[0], VERSIONS[-1]]}
+        return {
+            "login_url": self.sf.login_url,
+            "instance_url": self.sf.instance_url,
+            "username": USERNAME,
+            "ca_bundle": self.sf.ca_bundle,
+            "objects": self._objects(),
+            "api_versions": [VERSIONS[0], VERSIONS[-1]],
+        }

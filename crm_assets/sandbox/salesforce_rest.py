@@ -25,7 +25,8 @@ import threading
 from typing import Any
 from urllib.parse import unquote
 
-from crm_assets.sandbox.salesforce_schema import SObject, find_object, global_describe
+from crm_assets.sandbox.salesforce_objects import find_object, global_describe
+from crm_assets.sandbox.salesforce_schema import SObject
 from crm_assets.sandbox.salesforce_soql import SoqlError, matches, parse
 from crm_assets.sandbox.salesforce_values import make_id, normalize_id
 from crm_assets.sandbox.server import Request, Response, json_response
@@ -62,7 +63,9 @@ class Rest:
         return version in VERSIONS
 
     def versions(self) -> Response:
-        return json_response(200, [{"label": _label(v), "url": f"/services/data/v{v}", "version": v} for v in VERSIONS])
+        return json_response(
+            200, [{"label": _label(v), "url": f"/services/data/v{v}", "version": v} for v in VERSIONS]
+        )
 
     def handle(self, request: Request, entry: dict[str, Any]) -> Response:
         parts = [unquote(p) for p in request.path.split("/")[3:] if p]
@@ -80,12 +83,28 @@ class Rest:
         method = request.method
         if not parts:
             base = f"/services/data/v{version}"
-            return json_response(200, {name: f"{base}/{name}" for name in ("sobjects", "query", "queryAll", "limits",
-                                                                            "composite", "jobs")})
+            return json_response(
+                200,
+                {
+                    name: f"{base}/{name}"
+                    for name in ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
+                },
+            )
         head = parts[0]
         if head == "limits" and method == "GET":
-            return json_response(200, {"DailyApiRequests": {"Max": DAILY_API_REQUESTS, "Remaining": DAILY_API_REQUESTS - self.calls},
-                                       "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000 - len(self.emulator.bulk.batches)}})
+            return json_response(
+                200,
+                {
+                    "DailyApiRequests": {
+                        "Max": DAILY_API_REQUESTS,
+                        "Remaining": DAILY_API_REQUESTS - self.calls,
+                    },
+                    "DailyBulkApiBatches": {
+                        "Max": 15000,
+                        "Remaining": 15000 - len(self.emulator.bulk.batches),
+                    },
+                },
+            )
         if head in ("query", "queryAll") and method == "GET":
             if len(parts) > 1:
                 return self._more(version, parts[1])
@@ -93,7 +112,7 @@ class Rest:
         if head == "sobjects":
             return self._sobjects(request, version, parts[1:], entry)
         if head == "composite" and parts[1:2] == ["sobjects"] and self.emulator.collections:
-            return self.emulator.collections.handle(request, parts[2:], entry)
+            return self.emulator.collections.handle(request, version, parts[2:], entry)
         if head == "jobs" and parts[1:2] == ["ingest"] and self.emulator.bulk2:
             return self.emulator.bulk2.handle(request, version, parts[2:], entry)
         return rest_error(404, "NOT_FOUND", "The requested resource does not exist")
@@ -103,7 +122,11 @@ class Rest:
     def _sobjects(self, request: Request, version: str, parts: list[str], entry: dict[str, Any]) -> Response:
         method = request.method
         if not parts:
-            return json_response(200, global_describe(version)) if method == "GET" else _method_not_allowed(method)
+            return (
+                json_response(200, global_describe(version))
+                if method == "GET"
+                else _method_not_allowed(method)
+            )
         obj = find_object(parts[0])
         if obj is None:
             return rest_error(404, "NOT_FOUND", "The requested resource does not exist")
@@ -122,8 +145,11 @@ class Rest:
                 return self._get(request, obj, record_id, version)
             if method == "PATCH":
                 if record_id is None:
-                    return rest_error(404, "NOT_FOUND", "Provided external ID field does not exist or is not accessible: "
-                                      f"{parts[1]}")
+                    return rest_error(
+                        404,
+                        "NOT_FOUND",
+                        f"Provided external ID field does not exist or is not accessible: {parts[1]}",
+                    )
                 return self._write(request, obj, "update", record_id, version)
             if method == "DELETE":
                 return self._write(request, obj, "delete", record_id or parts[1], version)
@@ -131,8 +157,11 @@ class Rest:
         if len(parts) == 3:
             key = obj.field(parts[1])
             if key is None or not (key.external_id or key.name == "Id"):
-                return rest_error(404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: "
-                                  f"{parts[1]}")
+                return rest_error(
+                    404,
+                    "NOT_FOUND",
+                    f"Provided external ID field does not exist or is not accessible: {parts[1]}",
+                )
             if method == "GET":
                 found = self.org.find_by(obj, key, parts[2]) if key.unique else normalize_id(parts[2])
                 return self._get(request, obj, found, version)
@@ -146,8 +175,12 @@ class Rest:
         if record is None or record["IsDeleted"]:
             return rest_error(404, "NOT_FOUND", "The requested resource does not exist")
         wanted = request.param("fields")
-        names = [obj.field(n).name for n in wanted.split(",") if obj.field(n)] if wanted else [f.name for f in obj.fields]
-        return json_response(200, self.render(obj, record, names, version))
+        names = (
+            [obj.field(n).name for n in wanted.split(",") if obj.field(n)]
+            if wanted
+            else [f.name for f in obj.fields]
+        )
+        return json_response(200, render(obj, record, names, version))
 
     def _write(self, request: Request, obj: SObject, operation: str, target: Any, version: str) -> Response:
         body = request.json() if operation != "delete" else {}
@@ -155,7 +188,9 @@ class Rest:
             return rest_error(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
         unknown = self.org.unknown_fields(obj, [body])
         if unknown:
-            return rest_error(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj.name}")
+            return rest_error(
+                400, "INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj.name}"
+            )
         key = None
         if operation == "upsert":
             key, value = target
@@ -163,12 +198,18 @@ class Rest:
         elif operation in ("update", "delete"):
             body = {**body, "Id": target}
         if obj.name == "User":
-            return rest_error(400, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id")
+            return rest_error(
+                400, "INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id"
+            )
         [result] = self.org.apply(obj, operation, [body], key, api="rest")
         if not result["success"]:
             [error] = result["errors"]
-            status = 404 if error["statusCode"] in ("INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED") and \
-                operation in ("update", "delete") else 400
+            status = (
+                404
+                if error["statusCode"] in ("INVALID_CROSS_REFERENCE_KEY", "ENTITY_IS_DELETED")
+                and operation in ("update", "delete")
+                else 400
+            )
             if status == 404 and error["statusCode"] == "INVALID_CROSS_REFERENCE_KEY":
                 return rest_error(404, "NOT_FOUND", "The requested resource does not exist")
             return rest_error(status, error["statusCode"], error["message"], error["fields"])
@@ -181,26 +222,6 @@ class Rest:
             return json_response(200, answer) if float(version) >= 46 else Response(204)
         return Response(204)
 
-    @staticmethod
-    def render(obj: SObject, record: dict[str, Any], names: list[str], version: str, org: Any = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"attributes": {"type": obj.name,
-                                              "url": f"/services/data/v{version}/sobjects/{obj.name}/{record['Id']}"}}
-        for name in names:
-            head, _, tail = name.partition(".")
-            if not tail:
-                out[name] = record.get(name)
-                continue
-            relation = obj.by_relationship[head.lower()]
-            target = find_object(relation.reference_to[0])
-            related = org.get(target, record[relation.name]) if org and record.get(relation.name) else None
-            if related is None:
-                out[head] = None
-            else:
-                nested = out.get(head) or Rest.render(target, related, [], version)
-                nested[tail] = related.get(tail)
-                out[head] = nested
-        return out
-
     # -- queries --
 
     def _query(self, request: Request, version: str, include_deleted: bool) -> Response:
@@ -208,37 +229,20 @@ class Rest:
         if not text:
             return rest_error(400, "MALFORMED_QUERY", "A query string must be provided (q=)")
         try:
-            query = parse(text)
+            records, count = run_query(self.org, text, include_deleted, version)
         except SoqlError as exc:
             return rest_error(400, exc.code, exc.message)
-        rows = self.org.all(query.obj, "include" if include_deleted else "exclude")
-        obj = query.obj
-
-        def reader(record: dict[str, Any]) -> Any:
-            def read(path: str) -> Any:
-                head, _, tail = path.partition(".")
-                if not tail:
-                    return record.get(head)
-                relation = obj.by_relationship[head.lower()]
-                related = self.org.get(find_object(relation.reference_to[0]), record.get(relation.name) or "")
-                return related.get(tail) if related else None
-            return read
-
-        rows = [r for r in rows if matches(query.where, reader(r))]
-        for path, descending in reversed(query.order):
-            rows.sort(key=lambda r, p=path: (reader(r)(p) is None, _sort_key(reader(r)(p))), reverse=descending)
-        rows = rows[query.offset:]
-        if query.limit is not None:
-            rows = rows[:query.limit]
-        if not query.fields:
-            return json_response(200, {"totalSize": len(rows), "done": True, "records": []})
-        records = [self.render(obj, r, query.fields, version, self.org) for r in rows]
-        size = _batch_size(request.headers.get("Sforce-Query-Options"))
-        return self._page(version, records, 0, size)
+        if records is None:
+            return json_response(200, {"totalSize": count, "done": True, "records": []})
+        return self._page(version, records, 0, _batch_size(request.headers.get("Sforce-Query-Options")))
 
     def _page(self, version: str, records: list[dict[str, Any]], offset: int, size: int) -> Response:
-        page = records[offset:offset + size]
-        answer: dict[str, Any] = {"totalSize": len(records), "done": offset + size >= len(records), "records": page}
+        page = records[offset : offset + size]
+        answer: dict[str, Any] = {
+            "totalSize": len(records),
+            "done": offset + size >= len(records),
+            "records": page,
+        }
         if not answer["done"]:
             with self.lock:
                 locator = make_id("01g", next(self._locators))
@@ -254,6 +258,65 @@ class Rest:
             return rest_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
         records, size = cursor
         return self._page(version, records, int(offset), size)
+
+
+def render(
+    obj: SObject, record: dict[str, Any], names: list[str], version: str, org: Any = None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "attributes": {
+            "type": obj.name,
+            "url": f"/services/data/v{version}/sobjects/{obj.name}/{record['Id']}",
+        }
+    }
+    for name in names:
+        head, _, tail = name.partition(".")
+        if not tail:
+            out[name] = record.get(name)
+            continue
+        relation = obj.by_relationship[head.lower()]
+        target = find_object(relation.reference_to[0])
+        related = org.get(target, record[relation.name]) if org and record.get(relation.name) else None
+        if related is None:
+            out[head] = None
+        else:
+            nested = out.get(head) or render(target, related, [], version)
+            nested[tail] = related.get(tail)
+            out[head] = nested
+    return out
+
+
+def run_query(
+    org: Any, text: str, include_deleted: bool, version: str
+) -> tuple[list[dict[str, Any]] | None, int]:
+    """The rendered records a SOQL query selects (None for ``COUNT()``) and their number."""
+    query = parse(text)
+    obj = query.obj
+
+    def reader(record: dict[str, Any]) -> Any:
+        def read(path: str) -> Any:
+            head, _, tail = path.partition(".")
+            if not tail:
+                return record.get(head)
+            relation = obj.by_relationship[head.lower()]
+            related = org.get(find_object(relation.reference_to[0]), record.get(relation.name) or "")
+            return related.get(tail) if related else None
+
+        return read
+
+    rows = [
+        r
+        for r in org.all(obj, "include" if include_deleted else "exclude")
+        if matches(query.where, reader(r))
+    ]
+    for path, descending in reversed(query.order):
+        rows.sort(key=lambda r, p=path: (reader(r)(p) is None, _sort_key(reader(r)(p))), reverse=descending)
+    rows = rows[query.offset :]
+    if query.limit is not None:
+        rows = rows[: query.limit]
+    if not query.fields:
+        return None, len(rows)
+    return [render(obj, r, query.fields, version, org) for r in rows], len(rows)
 
 
 def _sort_key(value: Any) -> Any:

@@ -1,11 +1,6 @@
-"""The emulated org's objects and fields, and their describe answers (spec §2.4).
-
-Objects: ``Account`` and ``Contact`` with the standard fields a services firm maps, the custom
-object ``Harvest_Project__c``, and a read-only ``User`` (the sandbox's one user, owner of every
-record). External ids: ``Account.Harvest_Client_Id__c``, ``Contact.Harvest_Contact_Id__c``,
-``Harvest_Project__c.Harvest_Project_Id__c`` (text, unique, case-insensitive). System fields
-(``Id``, ``IsDeleted``, ``CreatedDate``, ``CreatedById``, ``LastModifiedDate``,
-``LastModifiedById``, ``SystemModstamp``) are neither createable nor updateable.
+"""Salesforce's description of objects and fields (spec §2.4): :class:`Field` and :class:`SObject`,
+which answer the ``describe`` calls, with the keys a pre-flight check and dagster-salesforce read
+(``compoundFieldName`` included). The org's objects themselves are in ``salesforce_objects``.
 """
 
 from __future__ import annotations
@@ -14,12 +9,41 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SOAP_TYPES = {
-    "id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean", "int": "xsd:int", "double": "xsd:double",
-    "currency": "xsd:double", "percent": "xsd:double", "date": "xsd:date", "datetime": "xsd:dateTime",
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "int": "xsd:int",
+    "double": "xsd:double",
+    "currency": "xsd:double",
+    "percent": "xsd:double",
+    "date": "xsd:date",
+    "datetime": "xsd:dateTime",
     "address": "urn:address",
 }
 TEXT_TYPES = {"string", "textarea", "phone", "url", "email", "picklist", "multipicklist", "combobox"}
 NUMBER_TYPES = {"double", "currency", "percent"}
+ALWAYS_FALSE = (
+    "autoNumber",
+    "calculated",
+    "cascadeDelete",
+    "caseSensitive",
+    "dependentPicklist",
+    "deprecatedAndHidden",
+    "encrypted",
+    "htmlFormatted",
+    "namePointing",
+    "polymorphicForeignKey",
+    "restrictedDelete",
+)
+ALWAYS_NULL = (
+    "calculatedFormula",
+    "controllerName",
+    "defaultValueFormula",
+    "extraTypeInfo",
+    "inlineHelpText",
+    "referenceTargetField",
+    "relationshipOrder",
+)
 
 
 @dataclass(frozen=True)
@@ -53,27 +77,42 @@ class Field:
 
     def describe(self) -> dict[str, Any]:
         text = self.type in TEXT_TYPES or self.type in ("id", "reference")
+        unsortable = ("textarea", "address")
         return {
-            "aggregatable": self.type not in ("textarea", "address"), "autoNumber": False,
-            "byteLength": self.length * 3 if text else 0, "calculated": False, "calculatedFormula": None,
-            "cascadeDelete": False, "caseSensitive": False, "compoundFieldName": self.compound_field_name,
-            "controllerName": None, "createable": self.createable, "custom": self.custom,
-            "defaultValue": self.default_value, "defaultValueFormula": None, "defaultedOnCreate": self.defaulted_on_create,
-            "dependentPicklist": False, "deprecatedAndHidden": False, "digits": self.digits,
-            "encrypted": False, "externalId": self.external_id, "extraTypeInfo": None,
-            "filterable": self.type not in ("textarea", "address"), "groupable": self.type not in ("textarea", "double", "currency", "percent", "datetime", "address"),
-            "htmlFormatted": False, "idLookup": self.id_lookup, "inlineHelpText": None, "label": self.label,
-            "length": self.length, "name": self.name, "nameField": self.name_field, "namePointing": False,
-            "nillable": self.nillable, "permissionable": self.custom or (self.nillable and self.updateable),
+            **dict.fromkeys(ALWAYS_FALSE, False),
+            **dict.fromkeys(ALWAYS_NULL, None),
+            "aggregatable": self.type not in unsortable,
+            "byteLength": self.length * 3 if text else 0,
+            "compoundFieldName": self.compound_field_name,
+            "createable": self.createable,
+            "custom": self.custom,
+            "defaultValue": self.default_value,
+            "defaultedOnCreate": self.defaulted_on_create,
+            "digits": self.digits,
+            "externalId": self.external_id,
+            "filterable": self.type not in unsortable,
+            "groupable": self.type not in (*unsortable, "double", "currency", "percent", "datetime"),
+            "idLookup": self.id_lookup,
+            "label": self.label,
+            "length": self.length,
+            "name": self.name,
+            "nameField": self.name_field,
+            "nillable": self.nillable,
+            "permissionable": self.custom or (self.nillable and self.updateable),
             "picklistValues": [
                 {"active": True, "defaultValue": False, "label": value, "validFor": None, "value": value}
                 for value in self.picklist
             ],
-            "polymorphicForeignKey": False, "precision": self.precision, "referenceTargetField": None,
-            "referenceTo": list(self.reference_to), "relationshipName": self.relationship_name,
-            "relationshipOrder": None, "restrictedDelete": False, "restrictedPicklist": self.restricted_picklist,
-            "scale": self.scale, "soapType": SOAP_TYPES.get(self.type, "xsd:string"), "sortable": self.type != "textarea",
-            "type": self.type, "unique": self.unique, "updateable": self.updateable,
+            "precision": self.precision,
+            "referenceTo": list(self.reference_to),
+            "relationshipName": self.relationship_name,
+            "restrictedPicklist": self.restricted_picklist,
+            "scale": self.scale,
+            "soapType": SOAP_TYPES.get(self.type, "xsd:string"),
+            "sortable": self.type != "textarea",
+            "type": self.type,
+            "unique": self.unique,
+            "updateable": self.updateable,
         }
 
 
@@ -98,152 +137,37 @@ class SObject:
     def describe(self, version: str) -> dict[str, Any]:
         base = f"/services/data/v{version}/sobjects/{self.name}"
         return {
-            **self.summary(version), "fields": [f.describe() for f in self.fields], "childRelationships": [],
-            "recordTypeInfos": [], "supportedScopes": [], "namedLayoutInfos": [], "actionOverrides": [],
+            **self.summary(version),
+            "fields": [f.describe() for f in self.fields],
+            "childRelationships": [],
+            "recordTypeInfos": [],
+            "supportedScopes": [],
+            "namedLayoutInfos": [],
+            "actionOverrides": [],
             "urls": {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"},
         }
 
     def summary(self, version: str) -> dict[str, Any]:
         base = f"/services/data/v{version}/sobjects/{self.name}"
         return {
-            "name": self.name, "label": self.label, "labelPlural": self.label + "s", "keyPrefix": self.key_prefix,
-            "custom": self.custom, "customSetting": False, "queryable": True, "retrieveable": True,
-            "searchable": True, "createable": self.writable, "updateable": self.writable,
-            "deletable": self.writable, "undeletable": self.writable, "triggerable": self.writable,
-            "layoutable": True, "activateable": False, "feedEnabled": False, "mergeable": False,
+            "name": self.name,
+            "label": self.label,
+            "labelPlural": self.label + "s",
+            "keyPrefix": self.key_prefix,
+            "custom": self.custom,
+            "customSetting": False,
+            "queryable": True,
+            "retrieveable": True,
+            "searchable": True,
+            "createable": self.writable,
+            "updateable": self.writable,
+            "deletable": self.writable,
+            "undeletable": self.writable,
+            "triggerable": self.writable,
+            "layoutable": True,
+            "activateable": False,
+            "feedEnabled": False,
+            "mergeable": False,
             "replicateable": True,
             "urls": {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"},
         }
-
-
-def _system_fields(owner: bool = True) -> list[Field]:
-    ro = {"createable": False, "updateable": False, "nillable": False, "defaulted_on_create": True}
-    fields = [
-        Field("Id", "id", "Record ID", length=18, id_lookup=True, **ro),
-        Field("IsDeleted", "boolean", "Deleted", default_value=False, **ro),
-    ]
-    if owner:
-        fields.append(Field("OwnerId", "reference", "Owner ID", length=18, nillable=False, defaulted_on_create=True,
-                            reference_to=("User",), relationship_name="Owner"))
-    return fields + [
-        Field("CreatedDate", "datetime", "Created Date", **ro),
-        Field("CreatedById", "reference", "Created By ID", length=18, reference_to=("User",), relationship_name="CreatedBy", **ro),
-        Field("LastModifiedDate", "datetime", "Last Modified Date", **ro),
-        Field("LastModifiedById", "reference", "Last Modified By ID", length=18, reference_to=("User",),
-              relationship_name="LastModifiedBy", **ro),
-        Field("SystemModstamp", "datetime", "System Modstamp", **ro),
-    ]
-
-
-def _text(name: str, label: str, length: int, **kw: Any) -> Field:
-    return Field(name, kw.pop("type", "string"), label, length=length, **kw)
-
-
-def _address(prefix: str, label: str) -> list[Field]:
-    compound = f"{prefix}Address"
-    return [
-        _text(f"{prefix}Street", f"{label} Street", 255, type="textarea", compound_field_name=compound),
-        _text(f"{prefix}City", f"{label} City", 40, compound_field_name=compound),
-        _text(f"{prefix}State", f"{label} State/Province", 80, compound_field_name=compound),
-        _text(f"{prefix}PostalCode", f"{label} Zip/Postal Code", 20, compound_field_name=compound),
-        _text(f"{prefix}Country", f"{label} Country", 80, compound_field_name=compound),
-        Field(compound, "address", f"{label} Address", createable=False, updateable=False),
-    ]
-
-
-def _number(name: str, label: str, type_: str, precision: int, scale: int, **kw: Any) -> Field:
-    return Field(name, type_, label, precision=precision, scale=scale, custom=name.endswith("__c"), **kw)
-
-
-def _external_id(name: str, label: str, length: int) -> Field:
-    return _text(name, label, length, external_id=True, id_lookup=True, unique=True, custom=True)
-
-
-ACCOUNT = SObject("Account", "Account", "001", [
-    *_system_fields(),
-    _text("Name", "Account Name", 255, nillable=False, id_lookup=True, name_field=True),
-    _text("AccountNumber", "Account Number", 40),
-    _text("Type", "Account Type", 255, type="picklist",
-          picklist=("Prospect", "Customer - Direct", "Customer - Channel", "Channel Partner / Reseller",
-                    "Installation Partner", "Technology Partner", "Other")),
-    _text("Industry", "Industry", 255, type="picklist",
-          picklist=("Agriculture", "Banking", "Consulting", "Education", "Technology", "Other")),
-    _text("Phone", "Account Phone", 40, type="phone"),
-    _text("Fax", "Account Fax", 40, type="phone"),
-    _text("Website", "Website", 255, type="url"),
-    _number("AnnualRevenue", "Annual Revenue", "currency", 18, 0),
-    Field("NumberOfEmployees", "int", "Employees", digits=8),
-    _text("Description", "Account Description", 32000, type="textarea"),
-    *_address("Billing", "Billing"),
-    *_address("Shipping", "Shipping"),
-    _external_id("Harvest_Client_Id__c", "Harvest Client Id", 20),
-    _text("Currency_Code__c", "Currency Code", 3, custom=True),
-    Field("Is_Active__c", "boolean", "Active", nillable=False, defaulted_on_create=True, default_value=True, custom=True),
-])
-
-CONTACT = SObject("Contact", "Contact", "003", [
-    *_system_fields(),
-    Field("AccountId", "reference", "Account ID", length=18, reference_to=("Account",), relationship_name="Account"),
-    _text("LastName", "Last Name", 80, nillable=False, compound_field_name="Name"),
-    _text("FirstName", "First Name", 40, compound_field_name="Name"),
-    _text("Salutation", "Salutation", 40, type="picklist", picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof."),
-          compound_field_name="Name"),
-    _text("Name", "Full Name", 121, createable=False, updateable=False, nillable=False, name_field=True, id_lookup=True),
-    _text("Title", "Title", 128),
-    _text("Department", "Department", 80),
-    _text("Email", "Email", 80, type="email", id_lookup=True),
-    _text("Phone", "Business Phone", 40, type="phone"),
-    _text("MobilePhone", "Mobile Phone", 40, type="phone"),
-    _text("Fax", "Business Fax", 40, type="phone"),
-    _text("Description", "Contact Description", 32000, type="textarea"),
-    *_address("Mailing", "Mailing"),
-    Field("Birthdate", "date", "Birthdate"),
-    _external_id("Harvest_Contact_Id__c", "Harvest Contact Id", 20),
-])
-
-HARVEST_PROJECT = SObject("Harvest_Project__c", "Harvest Project", "a0B", custom=True, fields=[
-    *_system_fields(),
-    _text("Name", "Harvest Project Name", 80, nillable=True, defaulted_on_create=True, name_field=True, id_lookup=True),
-    _external_id("Harvest_Project_Id__c", "Harvest Project Id", 20),
-    Field("Account__c", "reference", "Account", length=18, reference_to=("Account",), relationship_name="Account__r",
-          custom=True),
-    _text("Code__c", "Code", 40, custom=True),
-    Field("Is_Active__c", "boolean", "Active", nillable=False, defaulted_on_create=True, default_value=False, custom=True),
-    Field("Is_Billable__c", "boolean", "Billable", nillable=False, defaulted_on_create=True, default_value=False,
-          custom=True),
-    _text("Bill_By__c", "Bill By", 255, type="picklist", picklist=("Project", "Tasks", "People", "none"),
-          restricted_picklist=True, custom=True),
-    _text("Budget_By__c", "Budget By", 255, type="picklist",
-          picklist=("project", "project_cost", "task", "task_fees", "person", "none"), custom=True),
-    _number("Budget_Hours__c", "Budget Hours", "double", 16, 2),
-    _number("Hours_Logged__c", "Hours Logged", "double", 16, 2),
-    _number("Billable_Hours__c", "Billable Hours", "double", 16, 2),
-    _number("Budget_Amount__c", "Budget Amount", "currency", 16, 2),
-    _number("Billable_Amount__c", "Billable Amount", "currency", 16, 2),
-    _number("Hourly_Rate__c", "Hourly Rate", "currency", 10, 2),
-    _number("Budget_Used__c", "Budget Used", "percent", 5, 2),
-    Field("Entries__c", "double", "Time Entries", precision=9, scale=0, custom=True),
-    Field("Starts_On__c", "date", "Starts On", custom=True),
-    Field("Ends_On__c", "date", "Ends On", custom=True),
-    Field("Last_Entry_At__c", "datetime", "Last Entry At", custom=True),
-    _text("Notes__c", "Notes", 32768, type="textarea", custom=True),
-])
-
-USER = SObject("User", "User", "005", writable=False, fields=[
-    *[f for f in _system_fields(owner=False)],
-    _text("Username", "Username", 80, nillable=False, createable=False, updateable=False, id_lookup=True),
-    _text("Name", "Full Name", 121, createable=False, updateable=False, name_field=True),
-    _text("Email", "Email", 128, type="email", createable=False, updateable=False),
-    Field("IsActive", "boolean", "Active", createable=False, updateable=False, nillable=False),
-])
-
-OBJECTS: dict[str, SObject] = {o.name.lower(): o for o in (ACCOUNT, CONTACT, HARVEST_PROJECT, USER)}
-PREFIXES: dict[str, SObject] = {o.key_prefix: o for o in OBJECTS.values()}
-
-
-def find_object(name: str) -> SObject | None:
-    return OBJECTS.get(name.lower())
-
-
-def global_describe(version: str) -> dict[str, Any]:
-    return {"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": [o.summary(version) for o in OBJECTS.values()]}

@@ -1,4 +1,5 @@
-"""The SOQL a sync needs: ``SELECT fields | COUNT() FROM Object [WHERE ...] [ORDER BY ...] [LIMIT n] [OFFSET n]``.
+"""The SOQL a sync needs: ``SELECT fields | COUNT() FROM Object [WHERE ...] [ORDER BY ...] [LIMIT n]
+[OFFSET n]``.
 
 ``WHERE`` takes comparisons (``= != <> < <= > >=``, ``LIKE`` with ``%``/``_``, ``[NOT] IN (...)``)
 joined with ``AND``/``OR``/``NOT`` and parentheses; values are quoted strings, numbers,
@@ -13,12 +14,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from crm_assets.sandbox.salesforce_schema import Field, SObject, find_object
+from crm_assets.sandbox.salesforce_objects import find_object
+from crm_assets.sandbox.salesforce_schema import Field, SObject
 from crm_assets.sandbox.salesforce_values import RowError, coerce
 
-TOKEN = re.compile(r"""\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<dt>\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)
+TOKEN = re.compile(
+    r"""\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<dt>\d{4}-\d{2}-\d{2}T[\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)
     |(?P<date>\d{4}-\d{2}-\d{2})|(?P<num>-?\d+(?:\.\d+)?)|(?P<op><=|>=|!=|<>|=|<|>)|(?P<punct>[(),])
-    |(?P<word>[A-Za-z_][A-Za-z0-9_.]*))""", re.VERBOSE)
+    |(?P<word>[A-Za-z_][A-Za-z0-9_.]*))""",
+    re.VERBOSE,
+)
 ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "'": "'", '"': '"', "\\": "\\"}
 
 
@@ -44,7 +49,7 @@ def _tokens(text: str) -> list[tuple[str, Any]]:
     while pos < len(text):
         match = TOKEN.match(text, pos)
         if not match or match.end() == pos:
-            raise SoqlError("MALFORMED_QUERY", f"unexpected token at: {text[pos:pos + 30]}")
+            raise SoqlError("MALFORMED_QUERY", f"unexpected token at: {text[pos : pos + 30]}")
         kind = match.lastgroup
         value: Any = match.group(kind)
         if kind == "str":
@@ -85,7 +90,9 @@ class _Parser:
         self.take("FROM")
         obj = find_object(self.take()[1] if self.peek() else "")
         if obj is None:
-            raise SoqlError("INVALID_TYPE", f"sObject type '{self.tokens[self.pos - 1][1]}' is not supported.")
+            raise SoqlError(
+                "INVALID_TYPE", f"sObject type '{self.tokens[self.pos - 1][1]}' is not supported."
+            )
         where = None
         if self.peek("WHERE"):
             self.take("WHERE")
@@ -173,8 +180,11 @@ def resolve(obj: SObject, path: str) -> str:
     if not tail:
         f = obj.field(head)
         if f is None:
-            raise SoqlError("INVALID_FIELD", f"No such column '{path}' on entity '{obj.name}'. If you are attempting to "
-                            "use a custom field, be sure to append the '__c' after the custom field name.")
+            raise SoqlError(
+                "INVALID_FIELD",
+                f"No such column '{path}' on entity '{obj.name}'. If you are attempting to "
+                "use a custom field, be sure to append the '__c' after the custom field name.",
+            )
         return f.name
     relation = obj.by_relationship.get(head.lower())
     target = find_object(relation.reference_to[0]) if relation else None
@@ -218,11 +228,20 @@ def matches(condition: Any, read: Any) -> bool:
         pattern = re.escape(str(operand).lower()).replace("%", ".*").replace("_", ".")
         return value is not None and re.fullmatch(pattern, str(value)) is not None
     if operand is None or value is None:
-        return (value is None) == (operand is None) if op == "=" else ((value is None) != (operand is None)
-                                                                         if op == "!=" else False)
+        return (
+            (value is None) == (operand is None)
+            if op == "="
+            else ((value is None) != (operand is None) if op == "!=" else False)
+        )
     operand = _comparable(operand)
     try:
-        return {"=": value == operand, "!=": value != operand, "<": value < operand, "<=": value <= operand,
-                ">": value > operand, ">=": value >= operand}[op]
+        return {
+            "=": value == operand,
+            "!=": value != operand,
+            "<": value < operand,
+            "<=": value <= operand,
+            ">": value > operand,
+            ">=": value >= operand,
+        }[op]
     except TypeError:
         return False

@@ -36,25 +36,45 @@ CONNECTION_IDLE_SECONDS = 60
 
 
 def _name(common_name: str) -> x509.Name:
-    return x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "crm_assets sandbox"),
-        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-    ])
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "crm_assets sandbox"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
 
 
-def make_certificates(directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> dict[str, Path]:
+def make_certificates(
+    directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
+) -> dict[str, Path]:
     """Write ``ca.pem`` (the bundle to trust), ``server.pem`` and ``server.key`` into `directory`."""
     now = dt.datetime.now(dt.UTC)
     valid_from, valid_to = now - dt.timedelta(days=1), now + dt.timedelta(days=30)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name("crm_assets sandbox CA")
     ca_cert = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(valid_from).not_valid_after(valid_to)
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_to)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -66,19 +86,28 @@ def make_certificates(directory: Path, hosts: tuple[str, ...] = ("localhost", "1
         except ValueError:
             names.append(x509.DNSName(host))
     cert = (
-        x509.CertificateBuilder().subject_name(_name(hosts[0])).issuer_name(ca_name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(valid_from).not_valid_after(valid_to)
+        x509.CertificateBuilder()
+        .subject_name(_name(hosts[0]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_to)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
     paths = {"ca": directory / "ca.pem", "cert": directory / "server.pem", "key": directory / "server.key"}
     paths["ca"].write_bytes(ca_cert.public_bytes(pem))
     paths["cert"].write_bytes(cert.public_bytes(pem) + ca_cert.public_bytes(pem))
-    paths["key"].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    paths["key"].write_bytes(
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     paths["key"].chmod(0o600)
     return paths
 
@@ -113,7 +142,15 @@ class HttpsServer(ThreadingHTTPServer):
             return json_response(400, [{"errorCode": "MALFORMED_QUERY", "message": str(exc)}])
         except Exception as exc:  # an emulator bug must surface in the test, not hang the client
             traceback.print_exc(file=sys.stderr)
-            return json_response(500, [{"errorCode": "UNKNOWN_EXCEPTION", "message": f"sandbox error: {type(exc).__name__}: {exc}"}])
+            return json_response(
+                500,
+                [
+                    {
+                        "errorCode": "UNKNOWN_EXCEPTION",
+                        "message": f"sandbox error: {type(exc).__name__}: {exc}",
+                    }
+                ],
+            )
 
 
 def start_https(host: str, handler: Any) -> tuple[HttpsServer, Path]:
@@ -127,6 +164,8 @@ def start_https(host: str, handler: Any) -> tuple[HttpsServer, Path]:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(paths["cert"], paths["key"])
     server = HttpsServer((host, 0), handler, context)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="sandbox-https", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="sandbox-https", daemon=True
+    )
     thread.start()
     return server, paths["ca"]

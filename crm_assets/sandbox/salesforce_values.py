@@ -28,13 +28,17 @@ BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
 ID_PATTERN = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-5]{3})?$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$")
+DATETIME = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$"
+)
 
 
 class RowError(Exception):
     """One record's failure: a Salesforce status code, message and the fields concerned."""
 
-    def __init__(self, code: str, message: str, fields: list[str] | None = None, record_id: str | None = None):
+    def __init__(
+        self, code: str, message: str, fields: list[str] | None = None, record_id: str | None = None
+    ):
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.fields, self.record_id = code, message, fields or [], record_id
 
@@ -45,7 +49,7 @@ class RowError(Exception):
 def id_suffix(id15: str) -> str:
     out = ""
     for chunk in range(3):
-        flags = sum(1 << bit for bit, char in enumerate(id15[chunk * 5:chunk * 5 + 5]) if char.isupper())
+        flags = sum(1 << bit for bit, char in enumerate(id15[chunk * 5 : chunk * 5 + 5]) if char.isupper())
         out += SUFFIX_ALPHABET[flags]
     return out
 
@@ -73,11 +77,19 @@ def sf_datetime(moment: dt.datetime) -> str:
 
 def _type_error(f: Field, value: Any, api: str) -> RowError:
     if api == "rest":
-        kind = {"boolean": "boolean", "int": "int", "date": "date", "datetime": "datetime"}.get(f.type, "double")
+        kind = {"boolean": "boolean", "int": "int", "date": "date", "datetime": "datetime"}.get(
+            f.type, "double"
+        )
         token = "VALUE_STRING" if isinstance(value, str) else "VALUE_" + type(value).__name__.upper()
-        return RowError("JSON_PARSER_ERROR", f"Cannot deserialize instance of {kind} from {token} value {value} "
-                        "or request may be missing a required field at [line:1, column:1]", [f.name])
-    return RowError("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.label}: value not of required type: {value}", [f.name])
+        return RowError(
+            "JSON_PARSER_ERROR",
+            f"Cannot deserialize instance of {kind} from {token} value {value} "
+            "or request may be missing a required field at [line:1, column:1]",
+            [f.name],
+        )
+    return RowError(
+        "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.label}: value not of required type: {value}", [f.name]
+    )
 
 
 def _text(f: Field, value: Any, api: str) -> str:
@@ -90,13 +102,19 @@ def _text(f: Field, value: Any, api: str) -> str:
     else:
         raise _type_error(f, value, api)
     if len(text) > f.length:
-        raise RowError("STRING_TOO_LONG", f"{f.label}: data value too large: {text[:255]} (max length={f.length})",
-                       [f.name])
+        raise RowError(
+            "STRING_TOO_LONG",
+            f"{f.label}: data value too large: {text[:255]} (max length={f.length})",
+            [f.name],
+        )
     if f.type == "email" and not EMAIL.match(text):
         raise RowError("INVALID_EMAIL_ADDRESS", f"{f.label}: invalid email address: {text}", [f.name])
     if f.restricted_picklist and text not in f.picklist:
-        raise RowError("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                       f"{f.label}: bad value for restricted picklist field: {text}", [f.name])
+        raise RowError(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"{f.label}: bad value for restricted picklist field: {text}",
+            [f.name],
+        )
     return text
 
 
@@ -118,14 +136,20 @@ def _number(f: Field, value: Any, api: str) -> float | int:
         if number != number.to_integral_value():
             raise _type_error(f, value, api)
         if len(str(abs(int(number)))) > (f.digits or 9):
-            raise RowError("NUMBER_OUTSIDE_VALID_RANGE", f"{f.label}: value outside of valid range on numeric field: {value}",
-                           [f.name])
+            raise RowError(
+                "NUMBER_OUTSIDE_VALID_RANGE",
+                f"{f.label}: value outside of valid range on numeric field: {value}",
+                [f.name],
+            )
         return int(number)
     rounded = number.quantize(Decimal(1).scaleb(-f.scale), rounding=ROUND_HALF_UP)
     integer_digits = len(str(abs(int(rounded)))) if abs(rounded) >= 1 else 0
     if integer_digits > f.precision - f.scale:
-        raise RowError("NUMBER_OUTSIDE_VALID_RANGE", f"{f.label}: value outside of valid range on numeric field: {value}",
-                       [f.name])
+        raise RowError(
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            f"{f.label}: value outside of valid range on numeric field: {value}",
+            [f.name],
+        )
     return float(rounded)
 
 
@@ -159,7 +183,8 @@ def _datetime(f: Field, value: Any, api: str) -> str:
         offset = sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
     try:
         moment = dt.datetime.fromisoformat(f"{day}T{hour}:{minute}:{second or '00'}").replace(
-            microsecond=int((fraction or "0").ljust(6, "0")[:6]), tzinfo=dt.timezone(offset))
+            microsecond=int((fraction or "0").ljust(6, "0")[:6]), tzinfo=dt.timezone(offset)
+        )
     except ValueError:
         raise _type_error(f, value, api) from None
     return sf_datetime(moment)
@@ -172,8 +197,15 @@ def _reference(f: Field, value: Any, api: str) -> str:
     return record_id
 
 
-COERCE = {"boolean": _boolean, "int": _number, "date": _date, "datetime": _datetime, "reference": _reference,
-          "id": _reference, **{t: _number for t in NUMBER_TYPES}}
+COERCE = {
+    "boolean": _boolean,
+    "int": _number,
+    "date": _date,
+    "datetime": _datetime,
+    "reference": _reference,
+    "id": _reference,
+    **{t: _number for t in NUMBER_TYPES},
+}
 
 
 def coerce(f: Field, value: Any, api: str) -> Any:

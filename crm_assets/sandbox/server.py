@@ -1,14 +1,16 @@
 """The sandbox's HTTP layer: one threaded server that hosts several API emulators.
 
 Requests are routed by the first path segment: ``/harvest/...`` goes to the emulator named
-``harvest`` (later ``/zoho/...``, ``/salesforce/...``), ``/_sandbox/<name>/...`` to that
+``harvest`` (later ``/zoho/...``), ``/_sandbox/<name>/...`` to that
 emulator's admin API, and ``/_sandbox/faults`` to the shared fault injector. The server speaks
 HTTP/1.1 and always sends ``Content-Length`` so that clients can keep connections alive, which
 matters when a benchmark reads thousands of pages.
 
 An emulator is any object with a ``name``, ``env(base_url) -> dict`` (the ``export`` lines it
 contributes), ``handle_api(request, path)`` and ``handle_admin(request, path)``, both returning
-a :class:`Response`; ``path`` is the request path below the emulator's prefix.
+a :class:`Response`; ``path`` is the request path below the emulator's prefix. Salesforce
+is the exception: its API is served over HTTPS on its own port at root-level paths
+(``salesforce_tls``), and only its admin routes are here.
 """
 
 from __future__ import annotations
@@ -144,6 +146,9 @@ class FaultInjector:
     Queue them with ``POST /_sandbox/faults {"api": "harvest", "kind": "echo", "count": 1}``
     (optionally ``"status"``), or draw them at random with ``api:echo@PROBABILITY`` and
     ``api:endless@PROBABILITY`` in the spec.
+
+    Kinds an emulator interprets itself (:data:`NAMED_FAULTS`, e.g. ``salesforce:lock@0.1`` or
+    ``salesforce:session_expiry=50``) are only checked and kept in :attr:`named_rules`.
     """
 
     def __init__(self, seed: int = 0, spec: str | None = None):

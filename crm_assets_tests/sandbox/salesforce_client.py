@@ -44,23 +44,43 @@ class SandboxAdapter(HTTPAdapter):
 def sandbox_session(env: dict[str, str]) -> requests.Session:
     login = urlsplit(env["SALESFORCE_LOGIN_URL"]).netloc
     session = requests.Session()
-    session.mount("https://", SandboxAdapter(env["SALESFORCE_CA_BUNDLE"], {
-        "login.salesforce.com": login, "test.salesforce.com": login, f"{MY_DOMAIN}.salesforce.com": login}))
+    session.mount(
+        "https://",
+        SandboxAdapter(
+            env["SALESFORCE_CA_BUNDLE"],
+            {
+                "login.salesforce.com": login,
+                "test.salesforce.com": login,
+                f"{MY_DOMAIN}.salesforce.com": login,
+            },
+        ),
+    )
     return session
 
 
 def password_client(env: dict[str, str], **kwargs: Any) -> Salesforce:
     """Username + password + security token, SOAP login (the constructor's first variant)."""
-    return Salesforce(username=env["SALESFORCE_USERNAME"], password=env["SALESFORCE_PASSWORD"],
-                      security_token=env["SALESFORCE_SECURITY_TOKEN"], session=sandbox_session(env), **kwargs)
+    return Salesforce(
+        username=env["SALESFORCE_USERNAME"],
+        password=env["SALESFORCE_PASSWORD"],
+        security_token=env["SALESFORCE_SECURITY_TOKEN"],
+        session=sandbox_session(env),
+        **kwargs,
+    )
 
 
 def client_credentials_client(env: dict[str, str]) -> Salesforce:
-    return Salesforce(consumer_key=env["SALESFORCE_CLIENT_ID"], consumer_secret=env["SALESFORCE_CLIENT_SECRET"],
-                      domain=MY_DOMAIN, session=sandbox_session(env))
+    return Salesforce(
+        consumer_key=env["SALESFORCE_CLIENT_ID"],
+        consumer_secret=env["SALESFORCE_CLIENT_SECRET"],
+        domain=MY_DOMAIN,
+        session=sandbox_session(env),
+    )
 
 
 def session_client(sb: SandboxProcess) -> Salesforce:
     """Session id + instance URL: no login at all."""
     minted = sb.salesforce_session()
-    return Salesforce(session_id=minted["session_id"], instance_url=minted["instance_url"], session=sandbox_session(sb.env))
+    return Salesforce(
+        session_id=minted["session_id"], instance_url=minted["instance_url"], session=sandbox_session(sb.env)
+    )

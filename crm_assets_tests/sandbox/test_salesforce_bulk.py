@@ -20,10 +20,22 @@ def test_insert_gives_one_result_per_row_in_order_across_batches(sfsb):
     rows = [{"Name": f"Client {i}", "Harvest_Client_Id__c": str(100 + i)} for i in range(7)]
     rows[3] = {"Harvest_Client_Id__c": "103"}  # no Name: required
     rows[5]["NumberOfEmployees"] = "many"  # not a number
+    rows[6]["Harvest_Client_Id__c"] = "101"  # the external id of row 1, in another batch
     results = password_client(sfsb.env).bulk.Account.insert(rows, batch_size=3)
-    assert codes(results) == [None, None, None, "REQUIRED_FIELD_MISSING", None, "INVALID_TYPE_ON_FIELD_IN_RECORD", None]
+    assert codes(results) == [
+        None,
+        None,
+        None,
+        "REQUIRED_FIELD_MISSING",
+        None,
+        "INVALID_TYPE_ON_FIELD_IN_RECORD",
+        "DUPLICATE_VALUE",
+    ]
     assert results[3]["errors"][0]["fields"] == ["Name"]
-    assert [r["success"] for r in results] == [True, True, True, False, True, False, True]
+    assert results[6]["errors"][0]["message"] == (
+        f"duplicate value found: Harvest_Client_Id__c duplicates value on record with id: {results[1]['id']}"
+    )
+    assert [r["success"] for r in results] == [True, True, True, False, True, False, False]
     assert all(r["created"] for r in results if r["success"]) and results[3]["id"] is None
     org = {r["Id"]: r for r in sfsb.salesforce_records("Account")}
     assert sorted(org) == sorted(r["id"] for r in results if r["success"])
@@ -31,7 +43,9 @@ def test_insert_gives_one_result_per_row_in_order_across_batches(sfsb):
         if result["success"]:
             assert org[result["id"]]["Name"] == row["Name"]
             assert org[result["id"]]["Harvest_Client_Id__c"] == row["Harvest_Client_Id__c"]
-    batches = [r for r in sfsb.salesforce_requests() if r["path"].endswith("/batch") and r["method"] == "POST"]
+    batches = [
+        r for r in sfsb.salesforce_requests() if r["path"].endswith("/batch") and r["method"] == "POST"
+    ]
     assert [b["records"] for b in batches] == [3, 3, 1]
 
 
@@ -39,10 +53,22 @@ def test_upsert_inserts_new_keys_and_updates_existing_ones(sfsb):
     sf = password_client(sfsb.env)
     first = sf.bulk.Account.insert([{"Name": "Old", "Harvest_Client_Id__c": "1", "Phone": "555-0100"}])
     results = sf.bulk.Account.upsert(
-        [{"Harvest_Client_Id__c": "2", "Name": "New"}, {"Harvest_Client_Id__c": "1", "Name": "Renamed", "Phone": None},
-         {"Name": "No key"}, {"Harvest_Client_Id__c": "3", "Name": "Twice"}, {"Harvest_Client_Id__c": "3", "Name": "x"}],
-        "Harvest_Client_Id__c")
-    assert codes(results) == [None, None, "MISSING_ARGUMENT", "DUPLICATE_EXTERNAL_ID", "DUPLICATE_EXTERNAL_ID"]
+        [
+            {"Harvest_Client_Id__c": "2", "Name": "New"},
+            {"Harvest_Client_Id__c": "1", "Name": "Renamed", "Phone": None},
+            {"Name": "No key"},
+            {"Harvest_Client_Id__c": "3", "Name": "Twice"},
+            {"Harvest_Client_Id__c": "3", "Name": "x"},
+        ],
+        "Harvest_Client_Id__c",
+    )
+    assert codes(results) == [
+        None,
+        None,
+        "MISSING_ARGUMENT",
+        "DUPLICATE_EXTERNAL_ID",
+        "DUPLICATE_EXTERNAL_ID",
+    ]
     assert [r["created"] for r in results[:2]] == [True, False]
     assert results[1]["id"] == first[0]["id"]
     org = {r["Harvest_Client_Id__c"]: r for r in sfsb.salesforce_records("Account")}
@@ -53,18 +79,30 @@ def test_upsert_inserts_new_keys_and_updates_existing_ones(sfsb):
 
 def test_update_by_id_and_its_row_errors(sfsb):
     sf = password_client(sfsb.env)
-    ids = [r["id"] for r in sf.bulk.Contact.insert([{"LastName": "Ada", "Email": "ada@example.com"},
-                                                    {"LastName": "Bob"}])]
-    results = sf.bulk.Contact.update([
-        {"Id": ids[0], "FirstName": "Countess", "Email": None},
-        {"Id": ids[1], "LastName": None},  # required field cleared
-        {"Id": ids[1], "Email": "not-an-email"},
-        {"Id": "003000000000000", "LastName": "Ghost"},
-        {"Id": ids[1], "CreatedDate": "2024-01-01T00:00:00Z"},
-        {"Id": ids[1], "Title": "x" * 129},
-    ])
-    assert codes(results) == [None, "REQUIRED_FIELD_MISSING", "INVALID_EMAIL_ADDRESS", "INVALID_CROSS_REFERENCE_KEY",
-                              "INVALID_FIELD_FOR_INSERT_UPDATE", "STRING_TOO_LONG"]
+    ids = [
+        r["id"]
+        for r in sf.bulk.Contact.insert(
+            [{"LastName": "Ada", "Email": "ada@example.com"}, {"LastName": "Bob"}]
+        )
+    ]
+    results = sf.bulk.Contact.update(
+        [
+            {"Id": ids[0], "FirstName": "Countess", "Email": None},
+            {"Id": ids[1], "LastName": None},  # required field cleared
+            {"Id": ids[1], "Email": "not-an-email"},
+            {"Id": "003000000000000", "LastName": "Ghost"},
+            {"Id": ids[1], "CreatedDate": "2024-01-01T00:00:00Z"},
+            {"Id": ids[1], "Title": "x" * 129},
+        ]
+    )
+    assert codes(results) == [
+        None,
+        "REQUIRED_FIELD_MISSING",
+        "INVALID_EMAIL_ADDRESS",
+        "INVALID_CROSS_REFERENCE_KEY",
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+        "STRING_TOO_LONG",
+    ]
     assert results[1]["id"] == ids[1] and not results[0]["created"]
     org = {r["Id"]: r for r in sfsb.salesforce_records("Contact")}
     assert org[ids[0]]["FirstName"] == "Countess" and org[ids[0]]["Email"] is None
@@ -86,7 +124,10 @@ def test_an_unknown_column_fails_the_whole_batch(sfsb):
     sf = password_client(sfsb.env)
     with pytest.raises(SalesforceMalformedRequest) as raised:
         sf.bulk.Account.insert([{"Name": "fine"}, {"Name": "bad", "Nope__c": 1}])
-    assert raised.value.content == {"exceptionCode": "InvalidBatch", "exceptionMessage": "Records not processed"}
+    assert raised.value.content == {
+        "exceptionCode": "InvalidBatch",
+        "exceptionMessage": "Records not processed",
+    }
     [job] = sfsb.salesforce_jobs()
     assert job["batches"][0]["state"] == "Failed"
     assert job["batches"][0]["stateMessage"] == "InvalidBatch : Field name not found : Nope__c"
@@ -110,4 +151,34 @@ def test_delete_goes_to_the_recycle_bin_and_hard_delete_removes(sfsb):
     assert [r["Id"] for r in sfsb.salesforce_records("Account")] == [ids[2]]
     assert sfsb.salesforce_records("Account", deleted="only") == []
     sf.bulk.Account.delete([{"Id": ids[2]}])
-    assert [(r["Id"], r["IsDeleted"]) for r in sfsb.salesforce_records("Account", deleted="include")] == [(ids[2], True)]
+    assert [(r["Id"], r["IsDeleted"]) for r in sfsb.salesforce_records("Account", deleted="include")] == [
+        (ids[2], True)
+    ]
+
+
+def test_bulk_query_and_query_all_read_the_org(sfsb):
+    sf = password_client(sfsb.env)
+    ids = [r["id"] for r in sf.bulk.Account.insert([{"Name": n, "Harvest_Client_Id__c": n} for n in "ABC"])]
+    sf.bulk.Account.delete([{"Id": ids[1]}])
+    live = sf.bulk.Account.query("SELECT Id, Harvest_Client_Id__c FROM Account ORDER BY Name")
+    assert [(r["Id"], r["Harvest_Client_Id__c"]) for r in live] == [(ids[0], "A"), (ids[2], "C")]
+    assert live[0]["attributes"]["type"] == "Account"
+    everything = sf.bulk.Account.query_all("SELECT Id, IsDeleted FROM Account")
+    assert [(r["Id"], r["IsDeleted"]) for r in everything] == [
+        (ids[0], False),
+        (ids[1], True),
+        (ids[2], False),
+    ]
+
+
+def test_seeded_records_are_there_for_a_truncate_and_not_counted_as_requests(sfsb):
+    results = sfsb.salesforce_load(
+        "Contact", [{"LastName": "Seeded", "Harvest_Contact_Id__c": "9"}, {"FirstName": "x"}]
+    )
+    assert [r["success"] for r in results] == [True, False]
+    assert sfsb.salesforce_requests() == []
+    sf = password_client(sfsb.env)
+    ids = [r["Id"] for r in sf.query_all("SELECT Id FROM Contact")["records"]]
+    assert ids == [results[0]["id"]]
+    assert sf.bulk.Contact.hard_delete([{"Id": i} for i in ids])[0]["success"]
+    assert sfsb.salesforce_records("Contact", deleted="include") == []
