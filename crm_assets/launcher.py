@@ -265,7 +265,9 @@ class RunSummary:
         if self.syncs:
             out.append(f"\n{'sync':42} {'pushed':>8} {'rejected':>8}  checks")
             for name, y in sorted(self.syncs.items()):
-                checks = f"{len(y.passed)} passed" + (f", {len(y.failed)} failed: {', '.join(y.failed)}" if y.failed else "")
+                checks = f"{len(y.passed)} passed" + (
+                    f", {len(y.failed)} failed: {', '.join(y.failed)}" if y.failed else ""
+                )
                 out.append(f"{name:42} {_count(y.pushed):>8} {_count(y.rejected):>8}  {checks}")
         total = sum(len(t.passed) + len(t.failed) for t in [*self.tables.values(), *self.syncs.values()])
         out.append(

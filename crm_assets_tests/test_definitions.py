@@ -66,7 +66,11 @@ def test_dagster_cli_validates_the_code_location():
     env = {**os.environ, "HARVEST_ACCESS_TOKEN": "x", "HARVEST_ACCOUNT_ID": "1"}
     validate = subprocess.run(
         [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert validate.returncode == 0, validate.stdout + validate.stderr
     check = subprocess.run(
@@ -90,7 +94,8 @@ def test_each_sync_is_an_asset_reading_the_tables_of_its_query_with_a_check_and_
     assert projects.group_name == "reverse_etl" and projects.kinds == {"duckdb", "salesforce"}
     # The tables its SQL reads, and the sync upserting the accounts its lookup column points at.
     assert projects.parent_keys == {
-        dg.AssetKey(["harvest", "projects"]), dg.AssetKey(["harvest", "time_entries"]),
+        dg.AssetKey(["harvest", "projects"]),
+        dg.AssetKey(["harvest", "time_entries"]),
         dg.AssetKey(["salesforce", "clients_to_accounts"]),
     }
     checks = {c.name for c in graph.asset_check_keys if c.asset_key == projects.key}

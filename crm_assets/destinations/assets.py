@@ -25,6 +25,7 @@ OWNERS = ["team:data-platform"]
 GROUP = "reverse_etl"
 REJECTIONS_CHECK = "no_rejections"
 
+
 def _open_salesforce(resource: Any, spec: SyncSpec) -> AbstractContextManager[Destination]:
     from crm_assets.destinations.salesforce.writer import open_salesforce  # loads simple-salesforce
 
@@ -38,11 +39,14 @@ OPENERS: dict[str, Callable[[Any, SyncSpec], AbstractContextManager[Destination]
 
 
 def _description(spec: SyncSpec) -> str:
-    how = {"append": "inserts every new or changed row", "truncate": "deletes every record, then inserts the result",
-           "update": f"upserts on `{spec.key}`" if spec.upsert else "updates records by `Id`"}[spec.mode]
+    how = {
+        "append": "inserts every new or changed row",
+        "truncate": "deletes every record, then inserts the result",
+        "update": f"upserts on `{spec.key}`" if spec.upsert else "updates records by `Id`",
+    }[spec.mode]
     return (
         f"Pushes the query's rows into {spec.destination} `{spec.object}`: {how}. Only rows changed since "
-        f"their last successful push are sent{' (truncate sends all)' if spec.mode == 'truncate' else ''}.\n\n"
+        f"their last successful push are sent{' (truncate: all)' if spec.mode == 'truncate' else ''}.\n\n"
         f"```sql\n{spec.query.strip()}\n```"
     )
 
@@ -104,7 +108,9 @@ def build_rejections_check(spec: SyncSpec) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=open_rows == 0,
             metadata={"rejections": open_rows},
-            description=None if open_rows == 0 else f"{open_rows} rows rejected; see {REJECTIONS} where sync = '{spec.name}'",
+            description=None
+            if open_rows == 0
+            else f"{open_rows} rows rejected; see {REJECTIONS} where sync = '{spec.name}'",
         )
 
     return _check

@@ -86,8 +86,18 @@ class SyncCounts:
     failures: dict[str, int] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, float | int]:
-        names = ("selected", "unchanged", "sent", "inserted", "updated", "deleted", "rejected",
-                 "api_calls", "batches", "retries")
+        names = (
+            "selected",
+            "unchanged",
+            "sent",
+            "inserted",
+            "updated",
+            "deleted",
+            "rejected",
+            "api_calls",
+            "batches",
+            "retries",
+        )
         return {**{n: getattr(self, n) for n in names}, "seconds": round(self.seconds, 3)}
 
 
@@ -150,10 +160,16 @@ def run_sync(
         with session_factory() as session, pa.memory_map(str(outcome_path)) as source:
             reader = pa.ipc.open_file(source)
             SyncTracking(session.conn).record_outcomes(
-                spec, run_id, pa.RecordBatchReader.from_batches(OUTCOME_SCHEMA, (reader.get_batch(i) for i in range(reader.num_record_batches)))
+                spec,
+                run_id,
+                pa.RecordBatchReader.from_batches(
+                    OUTCOME_SCHEMA, (reader.get_batch(i) for i in range(reader.num_record_batches))
+                ),
             )
     counts.seconds = time.monotonic() - started
-    if isinstance(failure, (PushFailure, ValueError)) or (failure is not None and not isinstance(failure, Exception)):
+    if isinstance(failure, (PushFailure, ValueError)) or (
+        failure is not None and not isinstance(failure, Exception)
+    ):
         raise failure  # already worded for the operator (pre-flight, query), or an interrupt
     if failure is not None:
         # A library error may quote a request or a response: only its redacted gist leaves.
@@ -198,8 +214,12 @@ def _windows(batches: Iterator[list[_Row]]) -> Iterator[list[list[_Row]]]:
 
 
 def _with_retries(
-    spec: SyncSpec, destination: Destination, operation: str, rows: list[list[_Row]],
-    counts: SyncCounts, sleep: Callable[[float], None],
+    spec: SyncSpec,
+    destination: Destination,
+    operation: str,
+    rows: list[list[_Row]],
+    counts: SyncCounts,
+    sleep: Callable[[float], None],
 ) -> list[tuple[_Row, RowResult]]:
     """Send `rows`; rows that fail transiently are sent again, and only they, with backoff."""
     final: list[tuple[_Row, RowResult]] = []
@@ -227,7 +247,13 @@ class _Pusher:
     """Sends windows of batches and writes each row's final outcome."""
 
     def __init__(self, spec, destination, counts, outcomes, sleep):
-        self.spec, self.destination, self.counts, self.outcomes, self.sleep = spec, destination, counts, outcomes, sleep
+        self.spec, self.destination, self.counts, self.outcomes, self.sleep = (
+            spec,
+            destination,
+            counts,
+            outcomes,
+            sleep,
+        )
         self.operation = operation_of(spec)
 
     def push(self, window: list[list[_Row]]) -> None:
@@ -244,13 +270,17 @@ class _Pusher:
                 if result.transient:
                     code = result.error_code or "TRANSIENT"
                     self.counts.failures[code] = self.counts.failures.get(code, 0) + 1
-            rows.append({
-                "row_key": row.key, "row_hash": row.row_hash, "success": result.success,
-                "record_id": result.record_id,
-                "error_code": None if result.success else result.error_code or "UNKNOWN",
-                "message": None if result.success else self.destination.redact(result.message or ""),
-                "record": None if result.success else encode_record(row.record).decode(),
-            })
+            rows.append(
+                {
+                    "row_key": row.key,
+                    "row_hash": row.row_hash,
+                    "success": result.success,
+                    "record_id": result.record_id,
+                    "error_code": None if result.success else result.error_code or "UNKNOWN",
+                    "message": None if result.success else self.destination.redact(result.message or ""),
+                    "record": None if result.success else encode_record(row.record).decode(),
+                }
+            )
         self.outcomes.write_table(pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA))
 
 
@@ -279,7 +309,7 @@ def _truncate(spec: SyncSpec, destination: Destination, counts: SyncCounts, slee
         flush()
     if failed:
         raise PushFailure(
-            f"sync {spec.name}: {len(failed)} existing {spec.object} records could not be deleted, so nothing "
+            f"sync {spec.name}: {len(failed)} existing {spec.object} records could not be deleted, so none "
             f"was inserted; first: {failed[0]}"
         )
     return deleted

@@ -132,18 +132,23 @@ def parse_sync(entry: Any, where: str) -> SyncSpec:
     if values.get("upsert") and not values.get("key"):
         raise fail("key", "upsert needs the external id field that matches records")
     if mode == "update" and not values.get("upsert") and values.get("key", "Id") != "Id":
-        raise fail("key", f"an update without upsert matches records by Id; set upsert: true to match on {values['key']}")
+        raise fail(
+            "key",
+            f"an update without upsert matches records by Id; set upsert: true to match on {values['key']}",
+        )
     if values.get("hard_delete") and mode != "truncate":
         raise fail("hard_delete", f"applies to mode truncate only, not {mode}")
     if values.get("concurrency", "parallel") not in CONCURRENCY:
         raise fail("concurrency", f"must be one of {', '.join(CONCURRENCY)}")
     limit = MAX_BATCH_SIZE[destination]
     if not 1 <= values.get("batch_size", min(10_000, limit)) <= limit:
-        raise fail("batch_size", f"must be between 1 and {limit} for {destination}, got {values['batch_size']}")
+        raise fail(
+            "batch_size", f"must be between 1 and {limit} for {destination}, got {values['batch_size']}"
+        )
     if "api_version" in values:
         values["api_version"] = str(values["api_version"])
         if not _API_VERSION.match(values["api_version"]):
-            raise fail("api_version", f"expected a version such as \"59.0\", got {values['api_version']!r}")
+            raise fail("api_version", f'expected a version such as "59.0", got {values["api_version"]!r}')
     if values.get("retry_initial_delay", 1.0) < 0:
         raise fail("retry_initial_delay", "must be zero or more seconds")
     if not 0 <= values.get("retry_limit", 5) <= 20:
@@ -162,10 +167,21 @@ def parse_sync(entry: Any, where: str) -> SyncSpec:
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,), "destination": (str,), "object": (str,), "query": (str,), "mode": (str,),
-    "upsert": (bool,), "key": (str,), "hard_delete": (bool,), "concurrency": (str,),
-    "batch_size": (int,), "api_version": (str, int, float), "retry_initial_delay": (int, float),
-    "retry_limit": (int,), "schedule": (str, type(None)), "trigger_workflow": (bool,),
+    "name": (str,),
+    "destination": (str,),
+    "object": (str,),
+    "query": (str,),
+    "mode": (str,),
+    "upsert": (bool,),
+    "key": (str,),
+    "hard_delete": (bool,),
+    "concurrency": (str,),
+    "batch_size": (int,),
+    "api_version": (str, int, float),
+    "retry_initial_delay": (int, float),
+    "retry_limit": (int,),
+    "schedule": (str, type(None)),
+    "trigger_workflow": (bool,),
     "include_nulls": (bool,),
 }
 

@@ -151,7 +151,8 @@ class SyncTracking(Connection):
         for table, column in ((SYNC_ROWS, "row_key"), (REJECTIONS, "key")):
             self._run(
                 f"""DELETE FROM {table} WHERE sync = ? AND {column} IS NOT NULL
-                    AND {column} NOT IN (SELECT {KEY_COLUMN} FROM {_RESULT} WHERE {KEY_COLUMN} IS NOT NULL)""",
+                    AND {column} NOT IN
+                        (SELECT {KEY_COLUMN} FROM {_RESULT} WHERE {KEY_COLUMN} IS NOT NULL)""",
                 [spec.name],
             )
 
@@ -176,7 +177,8 @@ class SyncTracking(Connection):
                 [spec.name],
             )
             self._run(
-                f"DELETE FROM {SYNC_ROWS} WHERE sync = ? AND row_key IN (SELECT row_key FROM {staged} WHERE NOT success)",
+                f"""DELETE FROM {SYNC_ROWS} WHERE sync = ?
+                    AND row_key IN (SELECT row_key FROM {staged} WHERE NOT success)""",
                 [spec.name],
             )
             if spec.mode != "truncate":
@@ -202,7 +204,9 @@ class SyncTracking(Connection):
 
     def open_rejections(self, sync: str) -> int:
         """How many of the sync's rows are rejected now (0 before its first run)."""
-        if not self._one("SELECT 1 FROM duckdb_tables() WHERE schema_name = 'reverse_etl' AND table_name = 'rejections'"):
+        if not self._one(
+            "SELECT 1 FROM duckdb_tables() WHERE schema_name = 'reverse_etl' AND table_name = 'rejections'"
+        ):
             return 0
         return self._count(f"SELECT count(*) FROM {REJECTIONS} WHERE sync = ?", [sync])
 
@@ -214,5 +218,6 @@ def _check_columns(spec: SyncSpec, columns: list[str]) -> None:
         raise SyncQueryError(f"sync {spec.name}: the query names a column more than once: {', '.join(twice)}")
     if spec.row_key and spec.row_key.lower() not in lowered:
         raise SyncQueryError(
-            f"sync {spec.name}: the key column {spec.row_key} is not in the query's result ({', '.join(columns)})"
+            f"sync {spec.name}: the key column {spec.row_key} is not among the query's columns "
+            f"({', '.join(columns)})"
         )

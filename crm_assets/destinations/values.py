@@ -55,7 +55,9 @@ def convert_record(record: Mapping[str, Any]) -> dict[str, Any]:
 def encode_record(record: Mapping[str, Any]) -> bytes:
     """A converted record as a JSON object; Decimal values keep their exact digits."""
     parts = [
-        orjson.dumps(name) + b":" + (str(value).encode() if isinstance(value, Decimal) else orjson.dumps(value))
+        orjson.dumps(name)
+        + b":"
+        + (str(value).encode() if isinstance(value, Decimal) else orjson.dumps(value))
         for name, value in record.items()
     ]
     return b"{" + b",".join(parts) + b"}"

@@ -74,19 +74,30 @@ def sync(**fields: Any) -> SyncSpec:
     return parse_sync(entry, "test")
 
 
-def salesforce_resource(env: dict[str, str], method: str = "password", **overrides: Any) -> SalesforceResource:
-    common = {"login_url": env["SALESFORCE_LOGIN_URL"], "ca_bundle": env["SALESFORCE_CA_BUNDLE"],
-              "poll_interval_seconds": 0.05}
+def salesforce_resource(
+    env: dict[str, str], method: str = "password", **overrides: Any
+) -> SalesforceResource:
+    common = {
+        "login_url": env["SALESFORCE_LOGIN_URL"],
+        "ca_bundle": env["SALESFORCE_CA_BUNDLE"],
+        "poll_interval_seconds": 0.05,
+    }
     if method == "password":
-        common |= {"username": env["SALESFORCE_USERNAME"], "password": env["SALESFORCE_PASSWORD"],
-                   "security_token": env["SALESFORCE_SECURITY_TOKEN"]}
+        common |= {
+            "username": env["SALESFORCE_USERNAME"],
+            "password": env["SALESFORCE_PASSWORD"],
+            "security_token": env["SALESFORCE_SECURITY_TOKEN"],
+        }
     elif method == "client_credentials":
         common |= {"client_id": env["SALESFORCE_CLIENT_ID"], "client_secret": env["SALESFORCE_CLIENT_SECRET"]}
     return SalesforceResource(**(common | overrides))
 
 
 def run_syncs(
-    specs: list[SyncSpec], path: str, resource: SalesforceResource, raise_on_error: bool = True,
+    specs: list[SyncSpec],
+    path: str,
+    resource: SalesforceResource,
+    raise_on_error: bool = True,
     instance: dg.DagsterInstance | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize the syncs' assets and their checks as one real Dagster run."""

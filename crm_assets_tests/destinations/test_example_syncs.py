@@ -22,8 +22,13 @@ def lookup_field(relationship: str) -> str:
 
 def test_the_example_syncs_write_the_org_equal_to_their_queries(sfsb, warehouse_path):
     start = sfsb.env["HARVEST_START_DATE"]
-    materialize_harvest(harvest_resources(sfsb, warehouse_path), start, today(), selection=TABLES,
-                        assets=harvest_assets_from(start))
+    materialize_harvest(
+        harvest_resources(sfsb, warehouse_path),
+        start,
+        today(),
+        selection=TABLES,
+        assets=harvest_assets_from(start),
+    )
     specs = load_syncs()
     result = run_syncs(specs, warehouse_path, salesforce_resource(sfsb.env))
     accounts = {r["Id"]: r for r in sfsb.salesforce_records("Account")}

@@ -40,7 +40,8 @@ def org_rows(sfsb, columns, deleted="exclude"):
 
 def expected_rows(path, sql, columns):
     return sorted(
-        (tuple(as_org_value(row[c]) for c in columns) for row in query_rows(path, sql)), key=lambda row: int(row[0])
+        (tuple(as_org_value(row[c]) for c in columns) for row in query_rows(path, sql)),
+        key=lambda row: int(row[0]),
     )
 
 
@@ -54,8 +55,14 @@ def jobs_by_operation(sfsb):
 @pytest.mark.parametrize("concurrency", ["serial", "parallel"])
 def test_append_inserts_changed_rows_as_new_records(sfsb, warehouse_path, concurrency):
     run_sql(warehouse_path, CONTACTS)
-    spec = sync(name="people", object="Contact", query=CONTACT_QUERY, mode="append", concurrency=concurrency,
-                batch_size=15)
+    spec = sync(
+        name="people",
+        object="Contact",
+        query=CONTACT_QUERY,
+        mode="append",
+        concurrency=concurrency,
+        batch_size=15,
+    )
     counts = materialization(run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env)), spec)
     assert (counts["inserted"], counts["batches"]) == (40, 3)
     assert org_rows(sfsb, COLUMNS) == expected_rows(warehouse_path, CONTACT_QUERY, COLUMNS)
@@ -67,8 +74,15 @@ def test_append_inserts_changed_rows_as_new_records(sfsb, warehouse_path, concur
 def test_truncate_removes_every_record_then_inserts(sfsb, warehouse_path, hard_delete, concurrency):
     run_sql(warehouse_path, CONTACTS)
     sfsb.salesforce_load("Contact", [{"LastName": f"Old {i}"} for i in range(25)])
-    spec = sync(name="people", object="Contact", query=CONTACT_QUERY, mode="truncate", hard_delete=hard_delete,
-                concurrency=concurrency, batch_size=10)
+    spec = sync(
+        name="people",
+        object="Contact",
+        query=CONTACT_QUERY,
+        mode="truncate",
+        hard_delete=hard_delete,
+        concurrency=concurrency,
+        batch_size=10,
+    )
     for _ in range(2):  # truncate sends every row each time
         counts = materialization(run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env)), spec)
         assert counts["inserted"] == 40
@@ -82,10 +96,16 @@ def test_truncate_removes_every_record_then_inserts(sfsb, warehouse_path, hard_d
 
 @pytest.mark.parametrize("concurrency", ["serial", "parallel"])
 def test_update_by_id_changes_existing_records_only(sfsb, warehouse_path, concurrency):
-    loaded = sfsb.salesforce_load("Contact", [{"LastName": f"Before {i}", "Email": f"b{i}@example.com"} for i in range(5)])
+    loaded = sfsb.salesforce_load(
+        "Contact", [{"LastName": f"Before {i}", "Email": f"b{i}@example.com"} for i in range(5)]
+    )
     ids = [r["id"] for r in loaded]
     values = ", ".join(f"('{record_id}', 'After {i}')" for i, record_id in enumerate(ids))
-    run_sql(warehouse_path, "create schema src", f"create table src.renames as select * from (values {values}, ('003000000000000AAA', 'Ghost')) t(id, name)")
+    run_sql(
+        warehouse_path,
+        "create schema src",
+        f"create table src.renames as select * from (values {values}, ('003000000000000AAA', 'Ghost')) t(id, name)",
+    )
     query = "select id as Id, name as LastName, null::varchar as Email from src.renames"
     spec = sync(name="renames", object="Contact", query=query, mode="update", concurrency=concurrency)
     result = run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env))
@@ -98,11 +118,21 @@ def test_update_by_id_changes_existing_records_only(sfsb, warehouse_path, concur
 
 
 def test_many_batches_go_in_windows_and_every_row_has_its_result(sfsb, warehouse_path):
-    run_sql(warehouse_path, "create schema src",
-            "create table src.people as select i as id, 'Last' || i as last_name from range(1, 251) t(i)")
+    run_sql(
+        warehouse_path,
+        "create schema src",
+        "create table src.people as select i as id, 'Last' || i as last_name from range(1, 251) t(i)",
+    )
     query = "select id::varchar as Harvest_Contact_Id__c, last_name as LastName from src.people"
-    spec = sync(name="people", object="Contact", query=query, mode="update", upsert=True,
-                key="Harvest_Contact_Id__c", batch_size=10)
+    spec = sync(
+        name="people",
+        object="Contact",
+        query=query,
+        mode="update",
+        upsert=True,
+        key="Harvest_Contact_Id__c",
+        batch_size=10,
+    )
     counts = materialization(run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env)), spec)
     assert (counts["inserted"], counts["batches"], len(sfsb.salesforce_jobs())) == (250, 25, 3)
     org = {r["Harvest_Contact_Id__c"]: r["LastName"] for r in sfsb.salesforce_records("Contact")}
@@ -112,8 +142,17 @@ def test_many_batches_go_in_windows_and_every_row_has_its_result(sfsb, warehouse
 @pytest.mark.parametrize("concurrency", ["serial", "parallel"])
 def test_transient_faults_are_retried_and_the_org_matches_a_fault_free_run(sfsb, warehouse_path, concurrency):
     run_sql(warehouse_path, CONTACTS)
-    spec = sync(name="people", object="Contact", query=CONTACT_QUERY, mode="update", upsert=True,
-                key="Harvest_Contact_Id__c", batch_size=10, concurrency=concurrency, retry_limit=4)
+    spec = sync(
+        name="people",
+        object="Contact",
+        query=CONTACT_QUERY,
+        mode="update",
+        upsert=True,
+        key="Harvest_Contact_Id__c",
+        batch_size=10,
+        concurrency=concurrency,
+        retry_limit=4,
+    )
     sfsb.salesforce_fault("lock", count=5)
     sfsb.salesforce_fault("batch_failed", count=1)
     sfsb.salesforce_fault("status", status=503, count=2)
@@ -124,8 +163,16 @@ def test_transient_faults_are_retried_and_the_org_matches_a_fault_free_run(sfsb,
 
 def test_faults_that_never_clear_fail_the_run_after_the_retries(sfsb, warehouse_path):
     run_sql(warehouse_path, CONTACTS)
-    spec = sync(name="people", object="Contact", query=CONTACT_QUERY, mode="update", upsert=True,
-                key="Harvest_Contact_Id__c", batch_size=40, retry_limit=2)
+    spec = sync(
+        name="people",
+        object="Contact",
+        query=CONTACT_QUERY,
+        mode="update",
+        upsert=True,
+        key="Harvest_Contact_Id__c",
+        batch_size=40,
+        retry_limit=2,
+    )
     sfsb.salesforce_fault("lock", probability=1.0)
     result = run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env), raise_on_error=False)
     assert not result.success
@@ -138,7 +185,9 @@ def test_faults_that_never_clear_fail_the_run_after_the_retries(sfsb, warehouse_
 
 
 @pytest.mark.parametrize("method", ["password", "client_credentials", "session_id"])
-def test_each_login_works_and_no_secret_reaches_dagster_home(sfsb, warehouse_path, tmp_path, monkeypatch, method):
+def test_each_login_works_and_no_secret_reaches_dagster_home(
+    sfsb, warehouse_path, tmp_path, monkeypatch, method
+):
     run_sql(warehouse_path, CONTACTS)
     env = dict(sfsb.env)
     if method == "session_id":
@@ -155,14 +204,23 @@ def test_each_login_works_and_no_secret_reaches_dagster_home(sfsb, warehouse_pat
     resource = salesforce_resource(
         env, method="none", **{n.removeprefix("SALESFORCE_").lower(): dg.EnvVar(n) for n in names}
     )
-    spec = sync(name="people", object="Contact", query=CONTACT_QUERY, mode="update", upsert=True,
-                key="Harvest_Contact_Id__c", batch_size=10)
+    spec = sync(
+        name="people",
+        object="Contact",
+        query=CONTACT_QUERY,
+        mode="update",
+        upsert=True,
+        key="Harvest_Contact_Id__c",
+        batch_size=10,
+    )
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
         result = run_syncs([spec], warehouse_path, resource, instance=instance)
     assert materialization(result, spec)["inserted"] == 40
-    secrets = [env[n] for n in ("SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_CLIENT_SECRET")]
+    secrets = [
+        env[n] for n in ("SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_CLIENT_SECRET")
+    ]
     secrets += sfsb.salesforce_issued_sessions()  # by logins too
     assert secrets[3:], "the run used a session"
     assert any(home.rglob("*.db")) and any(home.rglob("compute_logs/**/*"))  # the run was recorded there
@@ -171,8 +229,15 @@ def test_each_login_works_and_no_secret_reaches_dagster_home(sfsb, warehouse_pat
 
 def test_an_expired_session_is_renewed_once_and_the_push_goes_on(sfsb, warehouse_path):
     run_sql(warehouse_path, CONTACTS)
-    spec = sync(name="people", object="Contact", query=CONTACT_QUERY, mode="update", upsert=True,
-                key="Harvest_Contact_Id__c", batch_size=5)
+    spec = sync(
+        name="people",
+        object="Contact",
+        query=CONTACT_QUERY,
+        mode="update",
+        upsert=True,
+        key="Harvest_Contact_Id__c",
+        batch_size=5,
+    )
     sfsb.salesforce_fault("session_expiry", after=6)
     counts = materialization(run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env)), spec)
     assert (counts["inserted"], counts["rejected"]) == (40, 0)
@@ -183,8 +248,9 @@ def test_an_expired_session_is_renewed_once_and_the_push_goes_on(sfsb, warehouse
 def test_a_session_id_that_expires_fails_naming_the_variable(sfsb, warehouse_path):
     run_sql(warehouse_path, CONTACTS)
     minted = sfsb.salesforce_session()
-    resource = salesforce_resource(sfsb.env, method="none", session_id=minted["session_id"],
-                                   instance_url=minted["instance_url"])
+    resource = salesforce_resource(
+        sfsb.env, method="none", session_id=minted["session_id"], instance_url=minted["instance_url"]
+    )
     sfsb.salesforce_expire_sessions(after=2)
     spec = sync(name="people", object="Contact", query=CONTACT_QUERY, mode="append", batch_size=5)
     result = run_syncs([spec], warehouse_path, resource, raise_on_error=False)
@@ -199,4 +265,3 @@ def _files_containing(root: Path, needles: list[str]) -> list[str]:
             data = path.read_bytes()
             found += [f"{path}: {n[:3]}..." for n in needles if n.encode() in data]
     return found
-

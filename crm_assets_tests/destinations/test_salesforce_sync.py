@@ -42,8 +42,15 @@ PROJECT_QUERY = """
 
 
 def project_sync(**fields):
-    base = {"name": "projects", "object": "Harvest_Project__c", "query": PROJECT_QUERY, "mode": "update",
-            "upsert": True, "key": "Harvest_Project_Id__c", "batch_size": 50}
+    base = {
+        "name": "projects",
+        "object": "Harvest_Project__c",
+        "query": PROJECT_QUERY,
+        "mode": "update",
+        "upsert": True,
+        "key": "Harvest_Project_Id__c",
+        "batch_size": 50,
+    }
     return sync(**(base | fields))
 
 
@@ -56,7 +63,12 @@ def assert_org_equals_query(sfsb, path, obj, key, sql, skip=()):
         for column, value in row.items():
             want = as_org_value(value)
             got = records[ext_id][column]
-            assert got == pytest.approx(want) if isinstance(want, float) else got == want, (ext_id, column, got, want)
+            assert got == pytest.approx(want) if isinstance(want, float) else got == want, (
+                ext_id,
+                column,
+                got,
+                want,
+            )
 
 
 def test_upsert_writes_the_org_equal_to_the_query_record_by_record(sfsb, warehouse_path):
@@ -66,22 +78,36 @@ def test_upsert_writes_the_org_equal_to_the_query_record_by_record(sfsb, warehou
     counts = materialization(result, spec)
     assert (counts["selected"], counts["sent"], counts["inserted"], counts["rejected"]) == (200, 200, 200, 0)
     assert counts["batches"] == 4 and check_passed(result)
-    assert_org_equals_query(sfsb, warehouse_path, "Harvest_Project__c", "Harvest_Project_Id__c", PROJECT_QUERY)
+    assert_org_equals_query(
+        sfsb, warehouse_path, "Harvest_Project__c", "Harvest_Project_Id__c", PROJECT_QUERY
+    )
     # A null really clears the field; a float sum arrives without binary noise.
     run_sql(warehouse_path, "update src.projects set starts_on = null, rate = 0.1 + 0.2 where id = 5")
     result = run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env))
     assert (materialization(result, spec)["sent"], materialization(result, spec)["updated"]) == (1, 1)
     (five,) = [r for r in sfsb.salesforce_records("Harvest_Project__c") if r["Harvest_Project_Id__c"] == "5"]
     assert five["Starts_On__c"] is None and five["Hourly_Rate__c"] == 0.3
-    assert_org_equals_query(sfsb, warehouse_path, "Harvest_Project__c", "Harvest_Project_Id__c", PROJECT_QUERY)
+    assert_org_equals_query(
+        sfsb, warehouse_path, "Harvest_Project__c", "Harvest_Project_Id__c", PROJECT_QUERY
+    )
 
 
 def test_a_second_run_sends_nothing_and_ten_changed_rows_send_ten(sfsb, warehouse_path):
-    run_sql(warehouse_path, "create schema src",
-            "create table src.clients as select i as id, 'Client ' || i as name from range(1, 50001) t(i)")
+    run_sql(
+        warehouse_path,
+        "create schema src",
+        "create table src.clients as select i as id, 'Client ' || i as name from range(1, 50001) t(i)",
+    )
     query = "select id::varchar as Harvest_Client_Id__c, name as Name from src.clients"
-    spec = sync(name="clients", object="Account", query=query, mode="update", upsert=True,
-                key="Harvest_Client_Id__c", batch_size=10_000)
+    spec = sync(
+        name="clients",
+        object="Account",
+        query=query,
+        mode="update",
+        upsert=True,
+        key="Harvest_Client_Id__c",
+        batch_size=10_000,
+    )
     resource = salesforce_resource(sfsb.env)
     first = materialization(run_syncs([spec], warehouse_path, resource), spec)
     assert (first["sent"], first["inserted"], first["batches"]) == (50_000, 50_000, 5)
@@ -94,7 +120,11 @@ def test_a_second_run_sends_nothing_and_ten_changed_rows_send_ten(sfsb, warehous
     third = materialization(run_syncs([spec], warehouse_path, resource), spec)
     assert (third["sent"], third["updated"], third["unchanged"]) == (10, 10, 49_990)
     assert [p["records"] for p in batch_posts(sfsb)] == [10]
-    renamed = {r["Harvest_Client_Id__c"] for r in sfsb.salesforce_records("Account") if r["Name"].endswith("(renamed)")}
+    renamed = {
+        r["Harvest_Client_Id__c"]
+        for r in sfsb.salesforce_records("Account")
+        if r["Name"].endswith("(renamed)")
+    }
     assert renamed == {str(i) for i in range(5000, 50001, 5000)}
 
 
@@ -108,9 +138,13 @@ def test_invalid_rows_are_rejected_the_check_fails_and_clears_once_fixed(sfsb, w
     assert not check_passed(result)
     rejected = query_rows(warehouse_path, "select * from reverse_etl.rejections")
     assert {r["key"] for r in rejected} == invalid
-    assert {(r["sync"], r["error_code"], r["run_id"]) for r in rejected} == {("projects", "STRING_TOO_LONG", result.run_id)}
+    assert {(r["sync"], r["error_code"], r["run_id"]) for r in rejected} == {
+        ("projects", "STRING_TOO_LONG", result.run_id)
+    }
     assert all('"Name":"' + "x" * 81 + '"' in r["record"] for r in rejected)
-    assert_org_equals_query(sfsb, warehouse_path, "Harvest_Project__c", "Harvest_Project_Id__c", PROJECT_QUERY, skip=invalid)
+    assert_org_equals_query(
+        sfsb, warehouse_path, "Harvest_Project__c", "Harvest_Project_Id__c", PROJECT_QUERY, skip=invalid
+    )
     # Unchanged, still invalid: sent again, still rejected.
     again = run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env))
     assert (materialization(again, spec)["sent"], materialization(again, spec)["rejected"]) == (10, 10)
@@ -119,17 +153,22 @@ def test_invalid_rows_are_rejected_the_check_fails_and_clears_once_fixed(sfsb, w
     assert (materialization(fixed, spec)["sent"], materialization(fixed, spec)["inserted"]) == (10, 10)
     assert check_passed(fixed)
     assert query_rows(warehouse_path, "select * from reverse_etl.rejections") == []
-    assert_org_equals_query(sfsb, warehouse_path, "Harvest_Project__c", "Harvest_Project_Id__c", PROJECT_QUERY)
+    assert_org_equals_query(
+        sfsb, warehouse_path, "Harvest_Project__c", "Harvest_Project_Id__c", PROJECT_QUERY
+    )
 
 
 def test_a_bad_column_or_key_fails_before_anything_is_sent(sfsb, warehouse_path):
     run_sql(warehouse_path, PROJECTS, "update src.projects set name = 'Project ' || id")
     query = PROJECT_QUERY.replace("name as Name", "name as Nmae").replace(
-        "active as Is_Active__c", "active as Is_Active__c, now() as CreatedDate")
+        "active as Is_Active__c", "active as Is_Active__c, now() as CreatedDate"
+    )
     bad_columns = project_sync(query=query)
     bad_key = project_sync(name="by_name", key="Name")
-    for spec, words in ((bad_columns, ["Nmae: no such field", "CreatedDate: not createable or updateable"]),
-                        (bad_key, ["Name: not an external id field"])):
+    for spec, words in (
+        (bad_columns, ["Nmae: no such field", "CreatedDate: not createable or updateable"]),
+        (bad_key, ["Name: not an external id field"]),
+    ):
         result = run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env), raise_on_error=False)
         assert not result.success
         message = result.failure_data_for_node(f"salesforce__{spec.name}").error.message

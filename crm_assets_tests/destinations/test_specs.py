@@ -26,15 +26,29 @@ def _load(tmp_path, body: str):
 
 def test_a_contract_example_loads_with_its_defaults(tmp_path):
     (spec,) = _load(tmp_path, GOOD)
-    assert (spec.mode, spec.upsert, spec.key, spec.match_key) == ("update", True, "Harvest_Client_Id__c", "Harvest_Client_Id__c")
-    assert (spec.batch_size, spec.concurrency, spec.retry_limit, spec.api_version) == (10_000, "parallel", 5, None)
+    assert (spec.mode, spec.upsert, spec.key, spec.match_key) == (
+        "update",
+        True,
+        "Harvest_Client_Id__c",
+        "Harvest_Client_Id__c",
+    )
+    assert (spec.batch_size, spec.concurrency, spec.retry_limit, spec.api_version) == (
+        10_000,
+        "parallel",
+        5,
+        None,
+    )
     assert spec.tables == (("harvest", "clients"),)
     assert spec.asset_key == ("salesforce", "clients_to_accounts")
 
 
 def test_the_shipped_syncs_load():
     specs = load_syncs()
-    assert {s.name for s in specs} >= {"clients_to_accounts", "contacts_to_contacts", "projects_to_harvest_projects"}
+    assert {s.name for s in specs} >= {
+        "clients_to_accounts",
+        "contacts_to_contacts",
+        "projects_to_harvest_projects",
+    }
 
 
 @pytest.mark.parametrize(
@@ -49,7 +63,7 @@ def test_the_shipped_syncs_load():
         ("destination: hubspot", "destination", "unknown destination 'hubspot'"),
         ("concurency: serial", "concurency", "unknown field"),
         ("retry_limit: true", "retry_limit", "expected int"),
-        ("api_version: v59", "api_version", "such as \"59.0\""),
+        ("api_version: v59", "api_version", 'such as "59.0"'),
         ("query: select * from clients", "query", "needs its schema"),
         ("query: delete from harvest.clients", "query", "exactly one SELECT"),
     ],
@@ -88,7 +102,11 @@ def test_lineage_follows_ctes_subqueries_joins_and_quoted_names():
         join named as n on n.project__id = p.id
         where p.client__id in (select id from (select id from harvest.clients) as c)
     """
-    assert source_tables(sql) == [("harvest", "clients"), ("harvest", "projects"), ("harvest", "time_entries")]
+    assert source_tables(sql) == [
+        ("harvest", "clients"),
+        ("harvest", "projects"),
+        ("harvest", "time_entries"),
+    ]
 
 
 def test_a_cte_named_like_a_table_is_not_a_table():

@@ -17,8 +17,13 @@ from crm_assets.destinations.values import convert_record, encode_records
 
 def _spec(**fields):
     entry = {
-        "name": "people", "destination": "salesforce", "object": "Contact", "mode": "update", "upsert": True,
-        "key": "Ext__c", "query": "select id::varchar as Ext__c, name as LastName from src.people",
+        "name": "people",
+        "destination": "salesforce",
+        "object": "Contact",
+        "mode": "update",
+        "upsert": True,
+        "key": "Ext__c",
+        "query": "select id::varchar as Ext__c, name as LastName from src.people",
     }
     entry.update(fields)
     return parse_sync(entry, "test")
@@ -44,9 +49,15 @@ def _outcomes(table, fail: set[str] = frozenset()):
     keys = table.column("__crm_row_key").to_pylist()
     hashes = table.column("__crm_row_hash").to_pylist()
     rows = [
-        {"row_key": k, "row_hash": h, "success": k not in fail, "record_id": None if k in fail else f"003{k}",
-         "error_code": "STRING_TOO_LONG" if k in fail else None, "message": "too long" if k in fail else None,
-         "record": orjson.dumps({"Ext__c": k}).decode() if k in fail else None}
+        {
+            "row_key": k,
+            "row_hash": h,
+            "success": k not in fail,
+            "record_id": None if k in fail else f"003{k}",
+            "error_code": "STRING_TOO_LONG" if k in fail else None,
+            "message": "too long" if k in fail else None,
+            "record": orjson.dumps({"Ext__c": k}).decode() if k in fail else None,
+        }
         for k, h in zip(keys, hashes, strict=True)
     ]
     return pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA).to_reader()
@@ -77,7 +88,7 @@ def test_rejected_rows_are_kept_sent_again_and_cleared(conn, tmp_path):
     ).fetchone()
     assert row[:3] == ("people", "run-1", "5") and orjson.loads(row[3]) == {"Ext__c": "5"}
     assert row[4:] == ("STRING_TOO_LONG", "too long")
-    again, table = _read(conn, spec, tmp_path, "run-2")
+    _, table = _read(conn, spec, tmp_path, "run-2")
     assert sorted(table.column("Ext__c").to_pylist()) == ["5", "6"]  # unchanged, but rejected: sent again
     tracking.record_outcomes(spec, "run-2", _outcomes(table))
     assert tracking.open_rejections("people") == 0
@@ -135,4 +146,5 @@ def test_values_are_converted_faithfully():
         b'"Amount":12345678901234567.89,"Sum":0.3,"Flag":false,"Gone":null,"Nan":null,"Picks":"a;b"}]'
     )
     assert orjson.loads(body)[0]["T"] == datetime(2024, 2, 29, 23, 2, 3, 456000, tzinfo=UTC).isoformat(
-        timespec="milliseconds").replace("+00:00", "Z")
+        timespec="milliseconds"
+    ).replace("+00:00", "Z")

@@ -29,7 +29,13 @@ from crm_assets.sources.redaction import Redactor
 
 _SHARED_LOGIN_HOSTS = ("login.salesforce.com", "test.salesforce.com")
 # Row-level and request-level error codes that another attempt can clear.
-TRANSIENT_CODES = {"UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED", "TooManyLockFailure", "Timeout", "ServerUnavailable"}
+TRANSIENT_CODES = {
+    "UNABLE_TO_LOCK_ROW",
+    "REQUEST_LIMIT_EXCEEDED",
+    "TooManyLockFailure",
+    "Timeout",
+    "ServerUnavailable",
+}
 T = TypeVar("T")
 
 
@@ -40,7 +46,7 @@ class _TrustedAdapter(HTTPAdapter):
         super().__init__()
         self.ca_bundle, self.timeout, self.requests = ca_bundle, timeout, 0
 
-    def send(self, request, **kwargs):  # noqa: ANN001 - requests' signature
+    def send(self, request, **kwargs):
         if self.ca_bundle:
             kwargs["verify"] = self.ca_bundle
         if kwargs.get("timeout") is None:
@@ -78,12 +84,16 @@ def is_expired_session(exc: BaseException) -> bool:
 class SalesforceApi:
     """One run's connection: the simple-salesforce client, renewal and redaction."""
 
-    def __init__(self, resource: SalesforceResource, api_version: str, retry_delay: float = 1.0, retry_limit: int = 5):
+    def __init__(
+        self, resource: SalesforceResource, api_version: str, retry_delay: float = 1.0, retry_limit: int = 5
+    ):
         self.resource = resource
         self.api_version = api_version
         self.retry_delay, self.retry_limit = retry_delay, retry_limit
         self.method = resource.auth_method()
-        self.redactor = Redactor(resource.password, resource.security_token, resource.client_secret, resource.session_id)
+        self.redactor = Redactor(
+            resource.password, resource.security_token, resource.client_secret, resource.session_id
+        )
         self.http = requests.Session()
         self.adapter = _TrustedAdapter(resource.ca_bundle, resource.timeout_seconds)
         self.http.mount("https://", self.adapter)
@@ -102,8 +112,12 @@ class SalesforceApi:
         try:
             if self.method == "password":
                 session_id, instance = SalesforceLogin(
-                    username=r.username, password=r.password, security_token=r.security_token or "",
-                    sf_version=self.api_version, session=self.http, scratch_url=r.login_url.rstrip("/"),
+                    username=r.username,
+                    password=r.password,
+                    security_token=r.security_token or "",
+                    sf_version=self.api_version,
+                    session=self.http,
+                    scratch_url=r.login_url.rstrip("/"),
                 )
             elif self.method == "client_credentials":
                 if any(host in r.login_url for host in _SHARED_LOGIN_HOSTS):
@@ -113,17 +127,26 @@ class SalesforceApi:
                     )
                 basic = base64.b64encode(f"{r.client_id}:{r.client_secret}".encode()).decode()
                 session_id, instance = token_login(
-                    f"{r.login_url.rstrip('/')}/services/oauth2/token", {"grant_type": "client_credentials"},
-                    "", r.client_id, {"Authorization": f"Basic {basic}"}, None, self.http,
+                    f"{r.login_url.rstrip('/')}/services/oauth2/token",
+                    {"grant_type": "client_credentials"},
+                    "",
+                    r.client_id,
+                    {"Authorization": f"Basic {basic}"},
+                    None,
+                    self.http,
                 )
             else:
                 session_id, instance = r.session_id, r.instance_url.split("://", 1)[-1].rstrip("/")
         except SalesforceAuthenticationFailed as exc:
             if isinstance(exc.code, int) and exc.code >= 500:
                 raise  # the login server is unwell, not the credentials: worth another attempt
-            raise SalesforceSetupError(f"Salesforce login refused ({self.method}): {self.redact(exc)}") from None
+            raise SalesforceSetupError(
+                f"Salesforce login refused ({self.method}): {self.redact(exc)}"
+            ) from None
         self.redactor.add(session_id)
-        return Salesforce(session_id=session_id, instance=instance, version=self.api_version, session=self.http)
+        return Salesforce(
+            session_id=session_id, instance=instance, version=self.api_version, session=self.http
+        )
 
     def renew(self) -> None:
         """Log in again after the session expired (once per expiry)."""

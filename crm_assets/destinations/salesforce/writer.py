@@ -21,9 +21,9 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotF
 from simple_salesforce.util import call_salesforce
 
 from crm_assets.destinations.machinery import RowResult, operation_of
-from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.salesforce.api import TRANSIENT_CODES, SalesforceApi, is_transient
 from crm_assets.destinations.salesforce.resource import SalesforceResource
+from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.values import encode_records
 
 TERMINAL_BATCH_STATES = {"Completed", "Failed", "NotProcessed"}
@@ -71,7 +71,9 @@ class SalesforceDestination:
         """
         described = self._describe(spec, spec.object)
         fields = {f["name"].lower(): f for f in described["fields"]}
-        relationships = {f["relationshipName"].lower(): f for f in described["fields"] if f.get("relationshipName")}
+        relationships = {
+            f["relationshipName"].lower(): f for f in described["fields"] if f.get("relationshipName")
+        }
         need = {"insert": ("createable",), "update": ("updateable",), "upsert": ("createable", "updateable")}[
             operation_of(spec)
         ]
@@ -88,7 +90,9 @@ class SalesforceDestination:
             if target_name:
                 target = self._lookup_field(spec, field, target_name)
                 if target is None:
-                    problems.append(f"{column}: {target_name} is not an external id of {'/'.join(field['referenceTo'])}")
+                    problems.append(
+                        f"{column}: {target_name} is not an external id of {'/'.join(field['referenceTo'])}"
+                    )
                     continue
                 mapping[column] = f"{field['relationshipName']}.{target}"
                 self.lookup_fields[field["relationshipName"]] = field["name"]
@@ -120,7 +124,9 @@ class SalesforceDestination:
         try:
             return self.api.describe(object_name)
         except SalesforceResourceNotFound:
-            raise PreflightError(f"sync {spec.name}: Salesforce has no object {object_name!r}; nothing was sent") from None
+            raise PreflightError(
+                f"sync {spec.name}: Salesforce has no object {object_name!r}; nothing was sent"
+            ) from None
 
     def _lookup_field(self, spec: SyncSpec, reference: dict[str, Any], name: str) -> str | None:
         """The canonical name of `name` on the referenced object, if it can find a record."""
@@ -195,8 +201,11 @@ class SalesforceDestination:
     def _add_batch(self, spec: SyncSpec, job_id: str, records: list[dict]) -> dict[str, Any]:
         bulk = self._bulk(spec)
         response = call_salesforce(
-            url=f"{bulk.bulk_url}job/{job_id}/batch", method="POST", session=bulk.session,
-            headers=bulk.headers, data=encode_records(self._shape(r) for r in records),
+            url=f"{bulk.bulk_url}job/{job_id}/batch",
+            method="POST",
+            session=bulk.session,
+            headers=bulk.headers,
+            data=encode_records(self._shape(r) for r in records),
         )
         return response.json()
 
@@ -213,13 +222,16 @@ class SalesforceDestination:
                         continue
                     if info["state"] == "Completed":
                         rows = self.api.call(
-                            lambda sf, b=batch_id: next(iter(self._bulk(spec)._get_batch_results(job_id, b, "dml")))
+                            lambda sf, b=batch_id: next(
+                                iter(self._bulk(spec)._get_batch_results(job_id, b, "dml"))
+                            )
                         )
                         results[index] = self._row_results(batch, rows)
                     else:
                         message = info.get("stateMessage") or f"batch {info['state']}"
                         results[index] = [
-                            RowResult(False, error_code="BATCH_FAILED", message=message, transient=True) for _ in batch
+                            RowResult(False, error_code="BATCH_FAILED", message=message, transient=True)
+                            for _ in batch
                         ]
                 except (SalesforceError, requests.RequestException) as exc:
                     if not is_transient(exc):
@@ -231,7 +243,9 @@ class SalesforceDestination:
                 del in_flight[index]
             if in_flight:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"Bulk job {job_id}: batches still running after {self.poll_timeout:.0f}s")
+                    raise TimeoutError(
+                        f"Bulk job {job_id}: batches still running after {self.poll_timeout:.0f}s"
+                    )
                 time.sleep(self.poll_interval)
 
     def _row_results(self, batch: list[dict], rows: list[dict]) -> list[RowResult]:
@@ -242,12 +256,19 @@ class SalesforceDestination:
             errors = row.get("errors") or []
             code = errors[0].get("statusCode") if errors else None
             message = "; ".join(
-                e.get("message", "") + (f" ({', '.join(e['fields'])})" if e.get("fields") else "") for e in errors
+                e.get("message", "") + (f" ({', '.join(e['fields'])})" if e.get("fields") else "")
+                for e in errors
             )
-            out.append(RowResult(
-                bool(row.get("success")), bool(row.get("created")), row.get("id"),
-                code, message or None, transient=code in TRANSIENT_CODES,
-            ))
+            out.append(
+                RowResult(
+                    bool(row.get("success")),
+                    bool(row.get("created")),
+                    row.get("id"),
+                    code,
+                    message or None,
+                    transient=code in TRANSIENT_CODES,
+                )
+            )
         return out
 
     def _failed(self, batch: list[dict], exc: BaseException) -> list[RowResult]:
