@@ -265,3 +265,12 @@ def _files_containing(root: Path, needles: list[str]) -> list[str]:
             data = path.read_bytes()
             found += [f"{path}: {n[:3]}..." for n in needles if n.encode() in data]
     return found
+
+
+def test_without_credentials_the_run_fails_naming_the_variables(sfsb, warehouse_path):
+    run_sql(warehouse_path, CONTACTS)
+    spec = sync(name="people", object="Contact", query=CONTACT_QUERY, mode="append")
+    result = run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env, method="none"), raise_on_error=False)
+    message = result.failure_data_for_node("salesforce__people").error.message
+    assert "SALESFORCE_USERNAME" in message and "SALESFORCE_SESSION_ID" in message
+    assert sfsb.salesforce_requests() == []
