@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 from crm_assets.destinations.specs import SyncSpec
@@ -89,7 +90,10 @@ class SyncTracking(Connection):
         rejected here, without a request.
         """
         self.ensure_sync_tables()
-        relation = self.conn.sql(spec.query)
+        try:
+            relation = self.conn.sql(spec.query)
+        except duckdb.Error as exc:
+            raise SyncQueryError(f"sync {spec.name}: the query fails: {exc}") from None
         columns, types = list(relation.columns), [str(t) for t in relation.types]
         _check_columns(spec, columns)
         key = spec.row_key

@@ -148,3 +148,8 @@ def test_values_are_converted_faithfully():
     assert orjson.loads(body)[0]["T"] == datetime(2024, 2, 29, 23, 2, 3, 456000, tzinfo=UTC).isoformat(
         timespec="milliseconds"
     ).replace("+00:00", "Z")
+
+
+def test_a_query_that_fails_names_the_sync(conn, tmp_path):
+    with pytest.raises(SyncQueryError, match="sync people: the query fails: Catalog Error: Table with name missing"):
+        _read(conn, _spec(query="select 1 as Ext__c from src.missing"), tmp_path)
