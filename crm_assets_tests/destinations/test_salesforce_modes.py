@@ -270,7 +270,23 @@ def _files_containing(root: Path, needles: list[str]) -> list[str]:
 def test_without_credentials_the_run_fails_naming_the_variables(sfsb, warehouse_path):
     run_sql(warehouse_path, CONTACTS)
     spec = sync(name="people", object="Contact", query=CONTACT_QUERY, mode="append")
-    result = run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env, method="none"), raise_on_error=False)
+    result = run_syncs(
+        [spec], warehouse_path, salesforce_resource(sfsb.env, method="none"), raise_on_error=False
+    )
     message = result.failure_data_for_node("salesforce__people").error.message
     assert "SALESFORCE_USERNAME" in message and "SALESFORCE_SESSION_ID" in message
     assert sfsb.salesforce_requests() == []
+
+
+def test_field_names_match_whatever_their_case(sfsb, warehouse_path):
+    run_sql(warehouse_path, CONTACTS)
+    query = "select id::varchar as harvest_contact_id__c, last_name as lastname from src.people"
+    spec = sync(
+        name="people", object="Contact", query=query, mode="update", upsert=True, key="harvest_contact_id__c"
+    )
+    assert (
+        materialization(run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env)), spec)["inserted"]
+        == 40
+    )
+    org = {r["Harvest_Contact_Id__c"]: r["LastName"] for r in sfsb.salesforce_records("Contact")}
+    assert org == {str(i): f"Last{i}" for i in range(1, 41)}

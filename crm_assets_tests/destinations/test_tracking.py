@@ -151,5 +151,7 @@ def test_values_are_converted_faithfully():
 
 
 def test_a_query_that_fails_names_the_sync(conn, tmp_path):
-    with pytest.raises(SyncQueryError, match="sync people: the query fails: Catalog Error: Table with name missing"):
+    with pytest.raises(
+        SyncQueryError, match="sync people: the query fails: Catalog Error: Table with name missing"
+    ):
         _read(conn, _spec(query="select 1 as Ext__c from src.missing"), tmp_path)

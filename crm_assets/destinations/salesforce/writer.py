@@ -53,6 +53,7 @@ class SalesforceDestination:
         self.poll_timeout = resource.poll_timeout_seconds
         self.batches = 0
         self.lookup_fields: dict[str, str] = {}  # relationship name -> its reference field
+        self.external_id_field: str | None = None  # the upsert key as the object spells it
 
     @property
     def api_calls(self) -> int:
@@ -99,6 +100,7 @@ class SalesforceDestination:
             else:
                 mapping[column] = field["name"]
             if column.lower() == key:
+                self.external_id_field = field["name"]
                 if spec.upsert and not field.get("externalId"):
                     problems.append(f"{column}: not an external id field, so it cannot be the upsert key")
                 continue
@@ -168,7 +170,9 @@ class SalesforceDestination:
         try:
             job = self.api.call(
                 lambda sf: self._bulk(spec)._create_job(
-                    operation, spec.concurrency == "serial", spec.key if operation == "upsert" else None
+                    operation,
+                    spec.concurrency == "serial",
+                    self.external_id_field if operation == "upsert" else None,
                 )
             )
         except (SalesforceError, requests.RequestException) as exc:
