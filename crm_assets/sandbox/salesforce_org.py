@@ -53,7 +53,6 @@ class Org:
                 name: {f.name: {} for f in o.fields if f.unique} for name, o in OBJECTS.items()
             }
             self.counters: Counter[str] = Counter()
-            self.operations: Counter[str] = Counter()
             now = sf_datetime(dt.datetime.now(dt.UTC))
             self.records["user"][USER_ID] = {
                 "Id": USER_ID,
@@ -106,7 +105,6 @@ class Org:
     ) -> list[dict[str, Any]]:
         """One result per row, in order; `key` is the upsert's external id field."""
         with self.lock:
-            self.operations[operation] += len(rows)
             repeated = self._repeated_keys(obj, rows, key) if operation == "upsert" else set()
             return [self._one(obj, operation, row, key, api, repeated) for row in rows]
 
