@@ -7,6 +7,10 @@ import os
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from crm_assets.destinations.assets import build_sync_definitions
+from crm_assets.destinations.salesforce import SalesforceResource
+from crm_assets.destinations.salesforce.resource import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL
+from crm_assets.destinations.specs import load_syncs
 from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets.sources.harvest.client import DEFAULT_API_URL, HarvestClient
 from crm_assets.sources.harvest.oauth import DEFAULT_ID_URL
@@ -49,10 +53,30 @@ def harvest_client() -> HarvestClient:
     )
 
 
-defs = dg.Definitions(
-    assets=[harvest_assets],
-    resources={
-        "harvest": harvest_client(),
-        "warehouse": Warehouse(duckdb=DuckDBResource(database=duckdb_path())),
-    },
+def salesforce_resource() -> SalesforceResource:
+    """The Salesforce resource from the environment: credentials, client credentials or a session id."""
+    return SalesforceResource(
+        username=_env_var("SALESFORCE_USERNAME"),
+        password=_env_var("SALESFORCE_PASSWORD"),
+        security_token=_env_var("SALESFORCE_SECURITY_TOKEN"),
+        login_url=os.getenv("SALESFORCE_LOGIN_URL") or DEFAULT_LOGIN_URL,
+        client_id=_env_var("SALESFORCE_CLIENT_ID"),
+        client_secret=_env_var("SALESFORCE_CLIENT_SECRET"),
+        instance_url=os.getenv("SALESFORCE_INSTANCE_URL") or None,
+        session_id=_env_var("SALESFORCE_SESSION_ID"),
+        api_version=os.getenv("SALESFORCE_API_VERSION") or DEFAULT_API_VERSION,
+        ca_bundle=os.getenv("SALESFORCE_CA_BUNDLE") or None,
+    )
+
+
+defs = dg.Definitions.merge(
+    dg.Definitions(
+        assets=[harvest_assets],
+        resources={
+            "harvest": harvest_client(),
+            "warehouse": Warehouse(duckdb=DuckDBResource(database=duckdb_path())),
+            "salesforce": salesforce_resource(),
+        },
+    ),
+    build_sync_definitions(load_syncs()),
 )

@@ -228,14 +228,28 @@ class TableSummary:
 
 
 @dataclass
+class SyncSummary:
+    """One reverse-ETL sync in the run: records pushed (inserted + updated) and rejected."""
+
+    pushed: int | None = None
+    rejected: int | None = None
+    passed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+SYNC_PREFIXES = ("salesforce", "zoho_crm")
+
+
+@dataclass
 class RunSummary:
     run_id: str
     succeeded: bool
     tables: dict[str, TableSummary]
+    syncs: dict[str, SyncSummary] = field(default_factory=dict)
 
     @property
     def failed_checks(self) -> int:
-        return sum(len(t.failed) for t in self.tables.values())
+        return sum(len(t.failed) for t in [*self.tables.values(), *self.syncs.values()])
 
     @property
     def ok(self) -> bool:
@@ -248,7 +262,14 @@ class RunSummary:
                 f", {len(t.failed)} failed: {', '.join(t.failed)}" if t.failed else ""
             )
             out.append(f"{table:42} {_count(t.rows):>8} {_count(t.written):>8}  {checks}")
-        total = sum(len(t.passed) + len(t.failed) for t in self.tables.values())
+        if self.syncs:
+            out.append(f"\n{'sync':42} {'pushed':>8} {'rejected':>8}  checks")
+            for name, y in sorted(self.syncs.items()):
+                checks = f"{len(y.passed)} passed" + (
+                    f", {len(y.failed)} failed: {', '.join(y.failed)}" if y.failed else ""
+                )
+                out.append(f"{name:42} {_count(y.pushed):>8} {_count(y.rejected):>8}  {checks}")
+        total = sum(len(t.passed) + len(t.failed) for t in [*self.tables.values(), *self.syncs.values()])
         out.append(
             f"\nrun {self.run_id}: {'succeeded' if self.succeeded else 'FAILED'}; "
             f"{total} checks, {self.failed_checks} failed"
@@ -257,14 +278,22 @@ class RunSummary:
 
 
 def summarize(instance: dg.DagsterInstance, run: dg.DagsterRun, duckdb_path: str) -> RunSummary:
-    """Per table: rows in the warehouse now, rows this run wrote, and this run's check results."""
+    """Per table: rows in the warehouse now, rows this run wrote, and this run's check results;
+    per sync: records pushed and rejected, and its check."""
     from crm_assets.sources.harvest import harvest_catalog
 
     tables = {s.table: TableSummary() for s in harvest_catalog().streams}
     for table, rows in _warehouse_counts(duckdb_path, list(tables)).items():
         tables[table].rows = rows
+    syncs: dict[str, SyncSummary] = {}
     for entry in _run_events(instance, run.run_id, dg.DagsterEventType.ASSET_MATERIALIZATION):
         materialization = entry.asset_materialization
+        if materialization.asset_key.path[0] in SYNC_PREFIXES:
+            meta = {k: v.value for k, v in materialization.metadata.items()}
+            syncs[_table(materialization.asset_key)] = SyncSummary(
+                pushed=meta.get("inserted", 0) + meta.get("updated", 0), rejected=meta.get("rejected")
+            )
+            continue
         summary = tables.setdefault(_table(materialization.asset_key), TableSummary())
         meta = materialization.metadata
         if "run_rows_written" in meta:
@@ -273,9 +302,12 @@ def summarize(instance: dg.DagsterInstance, run: dg.DagsterRun, duckdb_path: str
             summary.written = max(summary.written or 0, meta["rows_written"].value)
     for entry in _run_events(instance, run.run_id, dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = entry.dagster_event.event_specific_data
-        summary = tables.setdefault(_table(evaluation.asset_key), TableSummary())
+        if evaluation.asset_key.path[0] in SYNC_PREFIXES:
+            summary = syncs.setdefault(_table(evaluation.asset_key), SyncSummary())
+        else:
+            summary = tables.setdefault(_table(evaluation.asset_key), TableSummary())
         (summary.passed if evaluation.passed else summary.failed).append(evaluation.check_name)
-    return RunSummary(run.run_id, run.status == dg.DagsterRunStatus.SUCCESS, tables)
+    return RunSummary(run.run_id, run.status == dg.DagsterRunStatus.SUCCESS, tables, syncs)
 
 
 def _warehouse_counts(duckdb_path: str, tables: list[str]) -> dict[str, int]:

@@ -29,7 +29,7 @@ def surface() -> dict:
             "deps": sorted(d.to_user_string() for d in node.parent_keys),
             "partitions": type(node.partitions_def).__name__ if node.partitions_def else None,
             "backfill_policy": str(node.backfill_policy.policy_type) if node.backfill_policy else None,
-            "pool": node.pools and sorted(node.pools),
+            "pool": sorted(node.pools) if node.pools else None,
             "table": node.metadata.get("dagster/table_name"),
             "checks": sorted(
                 (c.name, graph.get(c).blocking) for c in graph.asset_check_keys if c.asset_key == key
@@ -46,9 +46,14 @@ def test_definitions_match_the_reviewed_snapshot():
     assert current == json.loads(SNAPSHOT.read_text()), "run UPDATE_SNAPSHOTS=1 pytest and review the diff"
 
 
+def source_table_keys(graph) -> list[dg.AssetKey]:
+    """Keys of the replicated tables (reverse-ETL syncs write elsewhere and own no table)."""
+    return [key for key in graph.get_all_asset_keys() if graph.get(key).group_name != "reverse_etl"]
+
+
 def test_every_table_has_a_blocking_primary_key_check():
     graph = defs.resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
+    for key in source_table_keys(graph):
         checks = {c.name: graph.get(c).blocking for c in graph.asset_check_keys if c.asset_key == key}
         assert checks.get("primary_key_unique_and_not_null") is True, key
 
@@ -61,7 +66,11 @@ def test_dagster_cli_validates_the_code_location():
     env = {**os.environ, "HARVEST_ACCESS_TOKEN": "x", "HARVEST_ACCOUNT_ID": "1"}
     validate = subprocess.run(
         [str(BIN / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert validate.returncode == 0, validate.stdout + validate.stderr
     check = subprocess.run(
@@ -73,7 +82,22 @@ def test_dagster_cli_validates_the_code_location():
 
 def test_every_column_the_ui_shows_has_a_description():
     graph = defs.resolve_asset_graph()
-    for key in graph.get_all_asset_keys():
+    for key in source_table_keys(graph):
         schema = graph.get(key).metadata["dagster/column_schema"]
         undescribed = [c.name for c in schema.columns if not c.description]
         assert not undescribed, f"{key.to_user_string()}: {undescribed}"
+
+
+def test_each_sync_is_an_asset_reading_the_tables_of_its_query_with_a_check_and_a_schedule():
+    graph = defs.resolve_asset_graph()
+    projects = graph.get(dg.AssetKey(["salesforce", "projects_to_harvest_projects"]))
+    assert projects.group_name == "reverse_etl" and projects.kinds == {"duckdb", "salesforce"}
+    # The tables its SQL reads, and the sync upserting the accounts its lookup column points at.
+    assert projects.parent_keys == {
+        dg.AssetKey(["harvest", "projects"]),
+        dg.AssetKey(["harvest", "time_entries"]),
+        dg.AssetKey(["salesforce", "clients_to_accounts"]),
+    }
+    checks = {c.name for c in graph.asset_check_keys if c.asset_key == projects.key}
+    assert checks == {"no_rejections"}
+    assert {s.name for s in defs.schedules} >= {"projects_to_harvest_projects_schedule"}

@@ -1,0 +1,315 @@
+"""The one sync machinery every destination shares: read, diff, batch, retry, record outcomes.
+
+A vendor supplies a :class:`Destination` (its pre-flight and a writer that sends batches and
+reports one :class:`RowResult` per row, saying whether a failure is worth retrying). This
+module does the rest: it streams the changed rows from the spool in batches of the sync's
+size, sends a window of batches at a time, sends again only the rows whose failure was
+transient (after ``retry_initial_delay`` seconds, doubling each time, ``retry_limit`` times),
+and writes every row's final outcome to a spool of its own that the warehouse records at the
+end, even when the run fails half-way, so that no result is lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from crm_assets.destinations.specs import SyncSpec
+from crm_assets.destinations.tracking import HASH_COLUMN, KEY_COLUMN, OUTCOME_SCHEMA, SyncTracking
+from crm_assets.destinations.values import convert_record, encode_record
+
+# Batches sent before their results are awaited: bounds memory and the rows a crash can strand.
+BATCHES_IN_FLIGHT = 10
+MAX_MESSAGE = 500
+
+
+@dataclass
+class RowResult:
+    """What the destination said about one row."""
+
+    success: bool
+    created: bool = False
+    record_id: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    transient: bool = False
+
+
+class PushFailure(RuntimeError):
+    """The push could not finish: transient failures outlived the retries, or the destination
+    refused the run. Outcomes already known are recorded before this is raised; `counts` holds
+    the run's numbers when they are known."""
+
+    def __init__(self, message: str, counts: SyncCounts | None = None):
+        super().__init__(message)
+        self.counts = counts
+
+
+class Destination(Protocol):
+    api_calls: int
+    batches: int
+
+    def preflight(self, spec: SyncSpec, columns: list[str]) -> dict[str, str]:
+        """Map each result column to the destination's field name, or raise naming every bad one."""
+
+    def existing_ids(self, spec: SyncSpec) -> Iterator[str]:
+        """Ids of every record of the object (truncate mode deletes them)."""
+
+    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[list[RowResult]]:
+        """One attempt at `batches`: a result per row, in order, for every batch."""
+
+    def redact(self, text: object) -> str: ...
+
+
+@dataclass
+class SyncCounts:
+    """One run's numbers, shown as the asset's metadata."""
+
+    selected: int = 0
+    unchanged: int = 0
+    sent: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    api_calls: int = 0
+    batches: int = 0
+    retries: int = 0
+    seconds: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, float | int]:
+        names = (
+            "selected",
+            "unchanged",
+            "sent",
+            "inserted",
+            "updated",
+            "deleted",
+            "rejected",
+            "api_calls",
+            "batches",
+            "retries",
+        )
+        return {**{n: getattr(self, n) for n in names}, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class _Row:
+    key: str
+    row_hash: str
+    record: dict
+
+
+def operation_of(spec: SyncSpec) -> str:
+    if spec.mode != "update":
+        return "insert"
+    return "upsert" if spec.upsert else "update"
+
+
+def run_sync(
+    spec: SyncSpec,
+    session_factory: Callable[[], contextlib.AbstractContextManager],
+    open_destination: Callable[[SyncSpec], contextlib.AbstractContextManager[Destination]],
+    run_id: str,
+    log: Callable[[str], None] = lambda _: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> SyncCounts:
+    """Read the changed rows, push them, record the outcomes; three short warehouse visits.
+
+    `session_factory` opens a warehouse session (the DuckDB writer lock is held only inside it).
+    Raises :class:`PushFailure` after recording outcomes when rows still fail transiently.
+    """
+    started = time.monotonic()
+    counts = SyncCounts()
+    with tempfile.TemporaryDirectory(prefix=f"sync-{spec.name}-") as tmp:
+        spool, outcome_path = Path(tmp) / "rows.arrow", Path(tmp) / "outcomes.arrow"
+        with session_factory() as session:
+            read = SyncTracking(session.conn).read_changes(spec, run_id, spool, spec.batch_size)
+        counts.selected, counts.unchanged, counts.sent = read.selected, read.unchanged, read.to_send
+        counts.rejected = read.null_keys
+        if read.to_send == 0 and spec.mode != "truncate":
+            log(f"{spec.name}: {read.selected} rows selected, none changed since the last push")
+            counts.seconds = time.monotonic() - started
+            return counts
+        failure: BaseException | None = None
+        redact: Callable[[object], str] = str
+        with pa.OSFile(str(outcome_path), "wb") as sink, pa.ipc.new_file(sink, OUTCOME_SCHEMA) as outcomes:
+            try:
+                with open_destination(spec) as destination:
+                    redact = destination.redact
+                    try:
+                        fields = destination.preflight(spec, read.columns)
+                        log(f"{spec.name}: {read.selected} rows selected, {read.to_send} to send")
+                        if spec.mode == "truncate":
+                            counts.deleted = _truncate(spec, destination, counts, sleep)
+                        pusher = _Pusher(spec, destination, counts, outcomes, sleep)
+                        for window in _windows(_rows(spool, fields, spec.batch_size)):
+                            pusher.push(window)
+                    finally:
+                        counts.api_calls, counts.batches = destination.api_calls, destination.batches
+            except BaseException as exc:  # noqa: BLE001 - outcomes are recorded, then it is raised
+                failure = exc
+        with session_factory() as session, pa.memory_map(str(outcome_path)) as source:
+            reader = pa.ipc.open_file(source)
+            SyncTracking(session.conn).record_outcomes(
+                spec,
+                run_id,
+                pa.RecordBatchReader.from_batches(
+                    OUTCOME_SCHEMA, (reader.get_batch(i) for i in range(reader.num_record_batches))
+                ),
+            )
+    counts.seconds = time.monotonic() - started
+    if isinstance(failure, (PushFailure, ValueError)) or (
+        failure is not None and not isinstance(failure, Exception)
+    ):
+        raise failure  # already worded for the operator (pre-flight, query), or an interrupt
+    if failure is not None:
+        # A library error may quote a request or a response: only its redacted gist leaves.
+        gist = redact(failure)
+        gist = gist if len(gist) <= MAX_MESSAGE else gist[:MAX_MESSAGE] + " ..."
+        raise PushFailure(f"sync {spec.name}: {type(failure).__name__}: {gist}", counts) from None
+    if counts.failures:
+        causes = ", ".join(f"{code} ({n} rows)" for code, n in sorted(counts.failures.items()))
+        raise PushFailure(
+            f"sync {spec.name}: rows still failing after {spec.retry_limit} retries: {causes}; "
+            "they are in reverse_etl.rejections and will be sent again next run",
+            counts,
+        )
+    return counts
+
+
+def _rows(spool: Path, fields: dict[str, str], batch_size: int) -> Iterator[list[_Row]]:
+    """The spool's rows in batches of exactly `batch_size` (the last may be smaller)."""
+    pending: list[_Row] = []
+    with pa.memory_map(str(spool)) as source:
+        reader = pa.ipc.open_file(source)
+        for i in range(reader.num_record_batches):
+            for row in reader.get_batch(i).to_pylist():
+                key, row_hash = row.pop(KEY_COLUMN), row.pop(HASH_COLUMN)
+                pending.append(_Row(key, row_hash, convert_record({fields[c]: v for c, v in row.items()})))
+                if len(pending) == batch_size:
+                    yield pending
+                    pending = []
+    if pending:
+        yield pending
+
+
+def _windows(batches: Iterator[list[_Row]]) -> Iterator[list[list[_Row]]]:
+    window: list[list[_Row]] = []
+    for batch in batches:
+        window.append(batch)
+        if len(window) == BATCHES_IN_FLIGHT:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+def _with_retries(
+    spec: SyncSpec,
+    destination: Destination,
+    operation: str,
+    rows: list[list[_Row]],
+    counts: SyncCounts,
+    sleep: Callable[[float], None],
+) -> list[tuple[_Row, RowResult]]:
+    """Send `rows`; rows that fail transiently are sent again, and only they, with backoff."""
+    final: list[tuple[_Row, RowResult]] = []
+    pending = rows
+    delay = spec.retry_initial_delay
+    for attempt in range(spec.retry_limit + 1):
+        results = destination.send(spec, operation, [[r.record for r in batch] for batch in pending])
+        retry: list[_Row] = []
+        for batch, batch_results in zip(pending, results, strict=True):
+            for row, result in zip(batch, batch_results, strict=True):
+                if result.transient and not result.success and attempt < spec.retry_limit:
+                    retry.append(row)
+                else:
+                    final.append((row, result))
+        if not retry:
+            break
+        counts.retries += 1
+        sleep(delay)
+        delay *= 2
+        pending = [retry[i : i + spec.batch_size] for i in range(0, len(retry), spec.batch_size)]
+    return final
+
+
+class _Pusher:
+    """Sends windows of batches and writes each row's final outcome."""
+
+    def __init__(self, spec, destination, counts, outcomes, sleep):
+        self.spec, self.destination, self.counts, self.outcomes, self.sleep = (
+            spec,
+            destination,
+            counts,
+            outcomes,
+            sleep,
+        )
+        self.operation = operation_of(spec)
+
+    def push(self, window: list[list[_Row]]) -> None:
+        final = _with_retries(self.spec, self.destination, self.operation, window, self.counts, self.sleep)
+        rows = []
+        for row, result in final:
+            if result.success:
+                if result.created or self.operation == "insert":
+                    self.counts.inserted += 1
+                else:
+                    self.counts.updated += 1
+            else:
+                self.counts.rejected += 1
+                if result.transient:
+                    code = result.error_code or "TRANSIENT"
+                    self.counts.failures[code] = self.counts.failures.get(code, 0) + 1
+            rows.append(
+                {
+                    "row_key": row.key,
+                    "row_hash": row.row_hash,
+                    "success": result.success,
+                    "record_id": result.record_id,
+                    "error_code": None if result.success else result.error_code or "UNKNOWN",
+                    "message": None if result.success else self.destination.redact(result.message or ""),
+                    "record": None if result.success else encode_record(row.record).decode(),
+                }
+            )
+        self.outcomes.write_table(pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA))
+
+
+def _truncate(spec: SyncSpec, destination: Destination, counts: SyncCounts, sleep) -> int:
+    """Delete every record of the object (hard delete when asked) before the insert."""
+    operation = "hardDelete" if spec.hard_delete else "delete"
+    deleted = 0
+    batch: list[_Row] = []
+    failed: list[str] = []
+
+    def flush() -> None:
+        nonlocal deleted
+        for row, result in _with_retries(spec, destination, operation, [batch], counts, sleep):
+            if result.success:
+                deleted += 1
+            else:
+                failed.append(f"{row.key}: {result.error_code} {destination.redact(result.message or '')}")
+
+    # Every Id is listed before the first delete, so deleting cannot disturb the paging.
+    for record_id in list(destination.existing_ids(spec)):
+        batch.append(_Row(record_id, "", {"Id": record_id}))
+        if len(batch) == spec.batch_size:
+            flush()
+            batch = []
+    if batch:
+        flush()
+    if failed:
+        raise PushFailure(
+            f"sync {spec.name}: {len(failed)} existing {spec.object} records could not be deleted, so none "
+            f"was inserted; first: {failed[0]}"
+        )
+    return deleted
