@@ -85,11 +85,17 @@ class SyncCounts:
     seconds: float = 0.0
     failures: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def succeeded(self) -> int:
+        """Rows the destination accepted (the contract's count beside sent and rejected)."""
+        return self.inserted + self.updated
+
     def metadata(self) -> dict[str, float | int]:
         names = (
             "selected",
             "unchanged",
             "sent",
+            "succeeded",
             "inserted",
             "updated",
             "deleted",
