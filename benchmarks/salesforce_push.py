@@ -12,7 +12,9 @@ then measures, each in a fresh interpreter so that peak RSS belongs to that meas
 - the same run again with no change (nothing should be sent), and after changing K rows.
 
 The org is emptied before the baseline and before our first run, so both create every record.
-Calls are counted twice: from our metadata and from the sandbox's request log. Figures are
+Calls are counted twice: from our metadata and from the sandbox's request log, whose
+per-request times also give the seconds the sandbox spent answering (the rest of a
+measurement is the client's own work and waiting). Figures are
 printed, never asserted. ``--profile FILE`` also writes a cProfile of our first run.
 """
 
@@ -149,6 +151,7 @@ def measured(sandbox, kind: str, env: dict[str, str], profile: str | None = None
     logged = sandbox.salesforce_requests()
     figures["logged_calls"] = len(logged)
     figures["logged_batches"] = sum(1 for r in logged if r["method"] == "POST" and r["path"].endswith("/batch"))
+    figures["sandbox_seconds"] = sum(r.get("ms", 0) for r in logged) / 1000
     return figures
 
 
@@ -190,7 +193,8 @@ def row(label: str, r: dict) -> str:
     rate = f"{r['rows'] / r['seconds']:>9,.0f}" if r["rows"] else f"{'-':>9}"
     return (
         f"  {label:28} {r['rows']:>8,} rows {r['seconds']:7.2f} s {rate} rec/s "
-        f"{r['logged_batches']:>3} batch calls {r['logged_calls']:>4} calls  peak RSS {r['peak_rss_mb']:5.0f} MB"
+        f"{r['logged_batches']:>3} batch calls {r['logged_calls']:>4} calls  sandbox busy {r['sandbox_seconds']:5.2f} s  "
+        f"peak RSS {r['peak_rss_mb']:5.0f} MB"
     )
 
 
@@ -207,6 +211,11 @@ def report(base: dict, first: dict, second: dict, changed: dict | None, changes:
         f"peak RSS {first['peak_rss_mb'] / base['peak_rss_mb']:.2f}; "
         f"batch calls {first['logged_batches']} vs {base['logged_batches']}, "
         f"calls {first['logged_calls']} vs {base['logged_calls']}"
+    )
+    print(
+        "  client-side seconds (measured minus sandbox busy): "
+        f"our sync step {first['sync_seconds'] - first['sandbox_seconds']:.2f}, "
+        f"baseline {base['seconds'] - base['sandbox_seconds']:.2f}"
     )
     for label, r in (("first", first), ("no change", second), ("changed", changed)):
         if r is not None:
