@@ -101,7 +101,11 @@ def crm_assets_sync(env: dict[str, str], profile: str | None) -> dict:
     from crm_assets import definitions
 
     sync_asset = definitions.defs.get_assets_def(dg.AssetKey(["salesforce", SYNC_NAME]))
-    checks = [c for c in definitions.defs.asset_checks or [] if sync_asset.key in {k.asset_key for k in c.check_keys}]
+    checks = [
+        c
+        for c in definitions.defs.asset_checks or []
+        if sync_asset.key in {k.asset_key for k in c.check_keys}
+    ]
     resources = definitions.defs.resources
     with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
         profiler = None
@@ -138,7 +142,9 @@ def crm_assets_sync(env: dict[str, str], profile: str | None) -> dict:
 def run_worker(kind: str, env: dict[str, str], profile: str | None = None) -> dict:
     """Run one measurement in a fresh interpreter and return its figures."""
     command = [sys.executable, __file__, "--worker", kind] + (["--profile", profile] if profile else [])
-    out = subprocess.run(command, input=json.dumps(env), capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        command, check=False, input=json.dumps(env), capture_output=True, text=True, cwd=ROOT
+    )
     if out.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{out.stderr[-4000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -150,7 +156,9 @@ def measured(sandbox, kind: str, env: dict[str, str], profile: str | None = None
     figures = run_worker(kind, env, profile)
     logged = sandbox.salesforce_requests()
     figures["logged_calls"] = len(logged)
-    figures["logged_batches"] = sum(1 for r in logged if r["method"] == "POST" and r["path"].endswith("/batch"))
+    figures["logged_batches"] = sum(
+        1 for r in logged if r["method"] == "POST" and r["path"].endswith("/batch")
+    )
     figures["sandbox_seconds"] = sum(r.get("ms", 0) for r in logged) / 1000
     return figures
 
@@ -182,7 +190,7 @@ def write_syncs(path: Path) -> None:
 def machine() -> str:
     from importlib.metadata import version
 
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    load = subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
     return (
         f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, dagster {version('dagster')}, "
         f"duckdb {version('duckdb')}, simple-salesforce {version('simple-salesforce')}\nload: {load}"
@@ -199,11 +207,17 @@ def row(label: str, r: dict) -> str:
 
 
 def report(base: dict, first: dict, second: dict, changed: dict | None, changes: int) -> None:
-    print(row("baseline (simple-salesforce)", base) + f"  (DuckDB read {base['read_seconds']:.2f} s, {base['succeeded']:,} succeeded)")
+    print(
+        row("baseline (simple-salesforce)", base)
+        + f"  (DuckDB read {base['read_seconds']:.2f} s, {base['succeeded']:,} succeeded)"
+    )
     print(row("crm_assets, first run", first) + f"  (sync step {first['sync_seconds']:.2f} s)")
     print(row("crm_assets, no change", second) + f"  (sync step {second['sync_seconds']:.2f} s)")
     if changed is not None:
-        print(row(f"crm_assets, {changes:,} changed", changed) + f"  (sync step {changed['sync_seconds']:.2f} s)")
+        print(
+            row(f"crm_assets, {changes:,} changed", changed)
+            + f"  (sync step {changed['sync_seconds']:.2f} s)"
+        )
     base_rate = base["rows"] / base["seconds"]
     print(
         f"  ours / baseline records/s: whole Dagster run {first['rows'] / first['seconds'] / base_rate:.2f}, "
@@ -229,7 +243,9 @@ def report(base: dict, first: dict, second: dict, changed: dict | None, changes:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--changes", type=int, default=1_000, help="rows changed before the third run (0: skip)")
+    parser.add_argument(
+        "--changes", type=int, default=1_000, help="rows changed before the third run (0: skip)"
+    )
     parser.add_argument("--profile", help="write a cProfile of our first run to this file")
     parser.add_argument("--worker", choices=["baseline", "crm_assets"])
     args = parser.parse_args()
@@ -259,7 +275,9 @@ def main() -> None:
         changed = None
         if args.changes:
             with duckdb.connect(str(warehouse)) as conn:
-                conn.execute(f"update src.projects set name = name || ' (renamed)' where id <= {args.changes}")
+                conn.execute(
+                    f"update src.projects set name = name || ' (renamed)' where id <= {args.changes}"
+                )
             changed = measured(sandbox, "crm_assets", env)
         in_org = len(sandbox.salesforce_records(OBJECT))
     report(base, first, second, changed, args.changes)
