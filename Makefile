@@ -32,6 +32,7 @@ test: install-dev
 
 bench: install
 	$(BIN)/python benchmarks/harvest_backfill.py
+	$(BIN)/python benchmarks/salesforce_push.py
 
 clean:
 	rm -rf $(VENV) .venv-thirdparty data/crm.duckdb* data/dagster data/harvest_oauth.json*
