@@ -168,6 +168,56 @@ class SandboxProcess:
     def harvest_info(self) -> dict[str, Any]:
         return self.call("GET", "/_sandbox/harvest/info")
 
+    def zoho_records(self, table: str, user_type: str | None = None) -> list[dict[str, Any]]:
+        """Ground truth for a Zoho table, exactly as the API serves it (users: ``type=AllUsers``)."""
+        query = f"?type={user_type}" if user_type else ""
+        return self.call("GET", f"/_sandbox/zoho/records/{table}{query}")["records"]
+
+    def zoho_modify(self, table: str, count: int | None = None, ids: list[str] | None = None,
+                    set: dict[str, Any] | None = None) -> list[str]:
+        """Edit Zoho records now (their modified time moves to now); returns the ids touched."""
+        body: dict[str, Any] = {"table": table}
+        if ids is not None:
+            body["ids"] = [str(i) for i in ids]
+        if count is not None:
+            body["count"] = count
+        if set:
+            body["set"] = set
+        return self.call("POST", "/_sandbox/zoho/modify", body)["modified"]
+
+    def zoho_stats(self) -> dict[str, Any]:
+        return self.call("GET", "/_sandbox/zoho/stats")
+
+    def reset_zoho_stats(self) -> None:
+        self.call("POST", "/_sandbox/zoho/stats/reset")
+
+    def zoho_requests(self, api: str | None = None) -> list[dict[str, Any]]:
+        """The Zoho request log (``api``: ``crm`` or ``accounts``), without secrets."""
+        return self.call("GET", "/_sandbox/zoho/requests" + (f"?api={api}" if api else ""))["requests"]
+
+    def zoho_settings(self, **settings: Any) -> dict[str, Any]:
+        """Show or change ``multi_currency``, ``territories_enabled``, ``latency``, ``retry_after_header``,
+        ``scope_missing`` (tables whose scope the token lacks)."""
+        return self.call("POST", "/_sandbox/zoho/settings", settings)
+
+    def zoho_token_settings(self, **settings: Any) -> dict[str, Any]:
+        """Change ``expires_in``, ``access_token_max_uses`` or ``mint_limit`` ({count, seconds})."""
+        return self.call("POST", "/_sandbox/zoho/tokens/settings", settings)
+
+    def zoho_expire_access_token(self, access_token: str | None = None) -> int:
+        """Expire one access token (every live one by default) now; the CRM then answers INVALID_TOKEN."""
+        body = {"access_token": access_token} if access_token else {}
+        return self.call("POST", "/_sandbox/zoho/tokens/expire", body)["expired"]
+
+    def zoho_revoke_refresh_token(self, refresh_token: str | None = None) -> int:
+        """Revoke a refresh token (every one by default) and the access tokens minted from it."""
+        body = {"refresh_token": refresh_token} if refresh_token else {}
+        return self.call("POST", "/_sandbox/zoho/tokens/revoke", body)["revoked"]
+
+    def zoho_issued_tokens(self) -> dict[str, list[str]]:
+        """Every Zoho access token, refresh token and grant code handed out (to grep outputs for leaks)."""
+        return self.call("GET", "/_sandbox/zoho/tokens/issued")
+
     def inject_fault(self, api: str, status: int, count: int = 1, retry_after: float | None = None) -> None:
         body: dict[str, Any] = {"api": api, "status": status, "count": count}
         if retry_after is not None:

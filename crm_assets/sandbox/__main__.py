@@ -21,6 +21,7 @@ from crm_assets.sandbox import READY_LINE
 from crm_assets.sandbox.harvest import ACCOUNT_ID, COMPANY, HarvestEmulator
 from crm_assets.sandbox.harvest_id import HarvestIdEmulator, TokenRegistry
 from crm_assets.sandbox.server import FaultInjector, SandboxServer, serve
+from crm_assets.sandbox.zoho import zoho_emulators
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         {"id": int(ACCOUNT_ID) + 1, "name": f"{COMPANY['name']} Forecast", "product": "forecast"},
     ])
     try:
-        server = SandboxServer((args.host, args.port), [harvest, harvest_id], faults, verbose=args.verbose)
+        server = SandboxServer((args.host, args.port), [harvest, harvest_id, *zoho_emulators(args.seed, args.scale, args.anchor, faults)], faults, verbose=args.verbose)
     except OSError as exc:
         print(f"sandbox: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
               " (pick another --port, or 0 for a free one)", file=sys.stderr)

@@ -131,7 +131,9 @@ class FaultInjector:
 
     The ``--faults`` spec is a comma-separated list of ``api:STATUS@PROBABILITY`` (for example
     ``harvest:429@0.1,harvest:500@0.05``) and ``api:rate=REQUESTS/SECONDS`` (for example
-    ``harvest:rate=100/15``, Harvest's documented limit).
+    ``harvest:rate=100/15``, Harvest's documented limit), and ``api:concurrency=N``, which an
+    emulator that counts its requests in flight reads through :meth:`concurrency_limit`
+    (Zoho's per-app concurrency limit, answered with 429).
 
     Two kinds answer from the request itself, before the emulator sees it (and before it
     checks credentials), as a misconfigured proxy or a runaway API would:
@@ -155,6 +157,7 @@ class FaultInjector:
         self._windows: dict[str, deque[float]] = {}
         self._shaped_queued: dict[str, deque[tuple[str, int]]] = {}
         self._shaped_random: dict[str, list[tuple[str, float]]] = {}
+        self._concurrency: dict[str, int] = {}
         if spec:
             self.configure(spec)
 
@@ -164,7 +167,9 @@ class FaultInjector:
             if not sep or not api:
                 raise ValueError(f"fault {item!r}: expected api:STATUS@PROBABILITY or api:rate=N/SECONDS")
             try:
-                if rule.startswith("rate="):
+                if rule.startswith("concurrency="):
+                    self._concurrency[api] = max(1, int(rule[len("concurrency="):]))
+                elif rule.startswith("rate="):
                     count, _, seconds = rule[5:].partition("/")
                     self._rates[api] = (int(count), float(seconds))
                 elif rule.partition("@")[0] in SHAPED_FAULTS:
@@ -186,7 +191,8 @@ class FaultInjector:
 
     def clear(self, api: str | None = None) -> None:
         with self._lock:
-            for table in (self._queued, self._random, self._rates, self._windows, self._shaped_queued, self._shaped_random):
+            for table in (self._queued, self._random, self._rates, self._windows, self._shaped_queued, self._shaped_random,
+                          self._concurrency):
                 if api is None:
                     table.clear()
                 else:
@@ -211,6 +217,11 @@ class FaultInjector:
                 if self._rng.random() < p:
                     return Fault(status, 1.0 if status == 429 else None)
         return None
+
+    def concurrency_limit(self, api: str) -> int | None:
+        """How many requests to `api` may be in flight at once (None: no limit)."""
+        with self._lock:
+            return self._concurrency.get(api)
 
     def queue_shaped(self, api: str, kind: str, count: int = 1, status: int = 200) -> None:
         if kind not in SHAPED_FAULTS:
@@ -239,6 +250,7 @@ class FaultInjector:
                 "queued": {api: [vars(f) for f in q] for api, q in self._queued.items() if q},
                 "random": {api: [{"status": s, "probability": p} for s, p in rules] for api, rules in self._random.items()},
                 "rate_limits": {api: {"requests": n, "seconds": w} for api, (n, w) in self._rates.items()},
+                "concurrency": dict(self._concurrency),
             }
 
     def handle_admin(self, request: Request) -> Response:
