@@ -18,13 +18,12 @@ simply stops listing it, and replacing the user's rows drops it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crm_assets.catalog import Catalog, Stream
+from crm_assets.sources.family import Batch, FamilyStats, parse_timestamp
 from crm_assets.sources.harvest.client import HarvestSession
 from crm_assets.warehouse.records import RecordError, record_label
 from crm_assets.warehouse.store import TableWrite
@@ -33,28 +32,6 @@ TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Per-parent children that are also re-read for the parents a change to another stream names:
 # child -> (stream whose changes in the window name the parents, path of the parent's id there).
 REREAD_FOR_CHANGES_IN = {"user_projects": ("project_users", ("user", "id"))}
-# RFC 3339 date-times, the only replication-key form accepted besides Harvest's own.
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-
-
-@dataclass
-class Batch:
-    writes: list[TableWrite]
-    fetched: int
-
-
-@dataclass
-class FamilyStats:
-    """Request and record counts for one family read, for run metadata."""
-
-    pages: dict[str, int] = field(default_factory=dict)
-    fetched: dict[str, int] = field(default_factory=dict)
-    outside_window: int = 0
-    newest: datetime | None = None  # the newest replication key read in the window
-
-    def count(self, stream: str, pages: int, fetched: int) -> None:
-        self.pages[stream] = self.pages.get(stream, 0) + pages
-        self.fetched[stream] = self.fetched.get(stream, 0) + fetched
 
 
 def format_timestamp(value: datetime) -> str:
@@ -73,10 +50,6 @@ class HarvestReader:
     @property
     def retries(self) -> int:
         return self.api.retries
-
-    @staticmethod
-    def new_stats() -> FamilyStats:
-        return FamilyStats()
 
     def redact(self, text: str) -> str:
         """`text` without any secret the session holds, fit for logs and run metadata."""
@@ -182,7 +155,7 @@ class HarvestReader:
         for i, r in enumerate(records):
             value = r.get(key) if isinstance(r, dict) else None
             if not _is_harvest_timestamp(value):
-                value = _normalise_timestamp(stream, key, r, i)
+                value = format_timestamp(parse_timestamp(stream, key, r, i))  # type: ignore[arg-type]
             if lo <= value < hi:
                 kept.append(r)
                 if value > newest:
@@ -288,19 +261,3 @@ def _is_harvest_timestamp(value: Any) -> bool:
         and value[13] == value[16] == ":"
         and value[:4].isdigit()
     )
-
-
-def _normalise_timestamp(stream: Stream, key: str, record: Any, index: int) -> str:
-    """Any RFC 3339 date-time as Harvest's UTC form; anything else is an error, never a
-    record silently counted outside the window."""
-    value = record.get(key) if isinstance(record, dict) else None
-    where = f"{stream.table}: record {record_label(record, index)}"
-    if value is None:
-        raise RecordError(f"{where}: replication key {key!r} is missing")
-    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise RecordError(f"{where}: field {key!r} is not an RFC 3339 timestamp: {str(value)[:40]!r}")
-    try:
-        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    except ValueError:
-        raise RecordError(f"{where}: field {key!r} is not a valid timestamp: {value[:40]!r}") from None
-    return format_timestamp(parsed)
