@@ -72,6 +72,8 @@ class Stream:
     # `count_endpoint`); without one the table gets no row-count check.
     reports_total: bool = True
     count_endpoint: str | None = None
+    # The endpoint's own "changed since" filter, when it is not Harvest's `updated_since`.
+    change_filter: str | None = None
 
     @property
     def table(self) -> str:
@@ -218,6 +220,7 @@ def parse_catalog(doc: dict[str, Any]) -> Catalog:
             replication_key_nullable=bool(entry.get("replication_key_nullable", False)),
             reports_total=bool(entry.get("reports_total", True)),
             count_endpoint=entry.get("count_endpoint"),
+            change_filter=entry.get("change_filter"),
         )
         _validate(stream)
         streams.append(stream)
