@@ -23,10 +23,11 @@ def sandbox() -> Iterator[SandboxProcess]:
 
 
 def zoho_client(sandbox: SandboxProcess, **options) -> ZohoClient:
-    """The sandbox's credentials; no API URL, so the token's api_domain is used."""
+    """The sandbox's credentials (`options` override them); no API URL, so the token's api_domain is used."""
     env = sandbox.env
-    return ZohoClient(client_id=env["ZOHO_CLIENT_ID"], client_secret=env["ZOHO_CLIENT_SECRET"],
-                      refresh_token=env["ZOHO_REFRESH_TOKEN"], accounts_url=env["ZOHO_ACCOUNTS_URL"], **options)
+    settings = {"client_id": env["ZOHO_CLIENT_ID"], "client_secret": env["ZOHO_CLIENT_SECRET"],
+                "refresh_token": env["ZOHO_REFRESH_TOKEN"], "accounts_url": env["ZOHO_ACCOUNTS_URL"]}
+    return ZohoClient(**{**settings, **options})
 
 
 def zoho_resources(client: ZohoClient, duckdb_path: str) -> dict:
