@@ -48,9 +48,13 @@ def leaf_names(record: dict, prefix: str = "") -> set[str]:
 
 def stored_rows(conn: duckdb.DuckDBPyConnection, table: str) -> tuple[dict[str, str], dict[str, dict]]:
     """Column types, and every row of `zoho.<table>` by id (without `_synced_at`)."""
-    types = dict(conn.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_schema = 'zoho' AND table_name = ? ORDER BY ordinal_position", [table]).fetchall())
+    types = dict(
+        conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'zoho' AND table_name = ? ORDER BY ordinal_position",
+            [table],
+        ).fetchall()
+    )
     types.pop("_synced_at", None)
     cols = list(types)
     quoted = ", ".join(f'"{c}"' for c in cols)
@@ -80,10 +84,16 @@ def assert_table_matches(conn: duckdb.DuckDBPyConnection, table: str, expected: 
     missing, extra = sorted(set(wanted) - set(stored))[:5], sorted(set(stored) - set(wanted))[:5]
     assert not missing and not extra, f"zoho.{table}: missing ids {missing}, unexpected ids {extra}"
     for key, record in wanted.items():
-        dropped = {name for name in leaf_names(record) if name not in types
-                   and not (lookup(record, name) is None and any(t.startswith(f"{name}__") for t in types))}
+        dropped = {
+            name
+            for name in leaf_names(record)
+            if name not in types
+            and not (lookup(record, name) is None and any(t.startswith(f"{name}__") for t in types))
+        }
         assert not dropped, f"zoho.{table} {key}: API fields not stored: {sorted(dropped)}"
         row = stored[key]
         for column, column_type in types.items():
             want, got = lookup(record, column), row[column]
-            assert same(got, want, column_type), f"zoho.{table} {key}.{column}: stored {got!r}, API says {want!r}"
+            assert same(got, want, column_type), (
+                f"zoho.{table} {key}.{column}: stored {got!r}, API says {want!r}"
+            )

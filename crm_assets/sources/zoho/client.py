@@ -59,20 +59,31 @@ class ZohoSession:
     def __init__(self, config: ZohoClient):
         self.config = config
         self.redactor = Redactor(config.client_secret, config.refresh_token)
-        credentials = {"ZOHO_CLIENT_ID": config.client_id, "ZOHO_CLIENT_SECRET": config.client_secret,
-                       "ZOHO_REFRESH_TOKEN": config.refresh_token}
+        credentials = {
+            "ZOHO_CLIENT_ID": config.client_id,
+            "ZOHO_CLIENT_SECRET": config.client_secret,
+            "ZOHO_REFRESH_TOKEN": config.refresh_token,
+        }
         missing = [name for name, value in credentials.items() if not value]
         if missing:
-            raise FatalSourceError(f"Zoho credentials are missing: set {OAUTH_VARIABLES} ({', '.join(missing)} not set)")
+            raise FatalSourceError(
+                f"Zoho credentials are missing: set {OAUTH_VARIABLES} ({', '.join(missing)} not set)"
+            )
         self.http = requests.Session()
         self.http.headers["Accept"] = "application/json"
         self.transport = JsonHttp(
             self.http,
-            RetryPolicy(config.timeout_seconds, config.max_retries, config.backoff_seconds, config.max_backoff_seconds),
+            RetryPolicy(
+                config.timeout_seconds, config.max_retries, config.backoff_seconds, config.max_backoff_seconds
+            ),
             self.redactor.redact,
         )
         self.oauth = ZohoOAuth(
-            self.transport, self.redactor, config.accounts_url, str(config.client_id), str(config.client_secret),
+            self.transport,
+            self.redactor,
+            config.accounts_url,
+            str(config.client_id),
+            str(config.client_secret),
             str(config.refresh_token),
         )
 
@@ -108,12 +119,21 @@ class ZohoSession:
         self.close()
 
     def get(
-        self, path: str, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None,
+        self,
+        path: str,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
         no_data: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """GET a JSON object from the API ({} for an empty answer or a `no_data` error)."""
         return self.transport.request(
-            "GET", self.base + path, API_TARGET, params=params, auth=self.oauth, headers=headers, no_data=no_data
+            "GET",
+            self.base + path,
+            API_TARGET,
+            params=params,
+            auth=self.oauth,
+            headers=headers,
+            no_data=no_data,
         )
 
     def pages(
@@ -130,9 +150,11 @@ class ZohoSession:
                 return
             records = body.get(str(stream.envelope))
             if not isinstance(records, list):
-                raise SourceError(self.redact(
-                    f"GET {stream.endpoint}: the response has no {stream.envelope!r} list (keys: {sorted(body)[:10]})"
-                ))
+                raise SourceError(
+                    self.redact(
+                        f"GET {stream.endpoint}: the response has no {stream.envelope!r} list (keys: {sorted(body)[:10]})"
+                    )
+                )
             yield records
             info = body.get("info") or {}
             if stream.pagination != "page" or not info.get("more_records") or not records:

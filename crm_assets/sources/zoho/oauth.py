@@ -37,14 +37,23 @@ class ZohoOAuth:
     """The Auth strategy of :class:`~crm_assets.sources.http.JsonHttp` for Zoho's API."""
 
     def __init__(
-        self, transport: JsonHttp, redactor: Redactor, accounts_url: str, client_id: str, client_secret: str,
+        self,
+        transport: JsonHttp,
+        redactor: Redactor,
+        accounts_url: str,
+        client_id: str,
+        client_secret: str,
         refresh_token: str,
     ):
         self.transport = transport
         self.redactor = redactor
         self.token_url = accounts_url.rstrip("/") + "/oauth/v2/token"
-        self._form = {"grant_type": "refresh_token", "client_id": client_id, "client_secret": client_secret,
-                      "refresh_token": refresh_token}
+        self._form = {
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        }
         self._lock = threading.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
@@ -70,7 +79,9 @@ class ZohoOAuth:
         if not isinstance(token, str) or not token:
             error = str(body.get("error") or "no access_token in the answer")
             meaning = TOKEN_ERRORS.get(error, f"check {OAUTH_VARIABLES} and ZOHO_ACCOUNTS_URL")
-            raise FatalSourceError(self.redactor.redact(f"Zoho Accounts refused the refresh token ({error}): {meaning}"))
+            raise FatalSourceError(
+                self.redactor.redact(f"Zoho Accounts refused the refresh token ({error}): {meaning}")
+            )
         self.redactor.add(token)
         self.refreshes += 1
         self._token = token

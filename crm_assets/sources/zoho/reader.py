@@ -32,7 +32,11 @@ def change_filter(stream: Stream, start: datetime | None) -> tuple[dict[str, str
     if stream.change_filter == "if_modified_since":
         return {}, {"If-Modified-Since": since}
     if stream.change_filter == "filters":
-        criterion = {"field": {"api_name": stream.replication_key}, "comparator": "greater_than", "value": since}
+        criterion = {
+            "field": {"api_name": stream.replication_key},
+            "comparator": "greater_than",
+            "value": since,
+        }
         return {"filters": json.dumps(criterion, separators=(",", ":"))}, {}
     raise ValueError(f"{stream.table}: unknown change_filter {stream.change_filter!r}")
 
@@ -77,7 +81,9 @@ class ZohoReader:
                 raise
             raise type(exc)(self.redact(f"{root.table}: {exc}")) from None
 
-    def _read(self, root: Stream, start: datetime | None, end: datetime, stats: FamilyStats) -> Iterator[Batch]:
+    def _read(
+        self, root: Stream, start: datetime | None, end: datetime, stats: FamilyStats
+    ) -> Iterator[Batch]:
         if root.replication == "full_table":
             records: list[Any] = []
             for page in self._pages(root, {}, {}, stats):
@@ -95,5 +101,3 @@ class ZohoReader:
         for page in self.api.pages(stream, params, headers):
             stats.count(stream.name, pages=1, fetched=len(page))
             yield page
-
-

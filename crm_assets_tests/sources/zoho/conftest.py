@@ -25,8 +25,12 @@ def sandbox() -> Iterator[SandboxProcess]:
 def zoho_client(sandbox: SandboxProcess, **options) -> ZohoClient:
     """The sandbox's credentials (`options` override them); no API URL, so the token's api_domain is used."""
     env = sandbox.env
-    settings = {"client_id": env["ZOHO_CLIENT_ID"], "client_secret": env["ZOHO_CLIENT_SECRET"],
-                "refresh_token": env["ZOHO_REFRESH_TOKEN"], "accounts_url": env["ZOHO_ACCOUNTS_URL"]}
+    settings = {
+        "client_id": env["ZOHO_CLIENT_ID"],
+        "client_secret": env["ZOHO_CLIENT_SECRET"],
+        "refresh_token": env["ZOHO_REFRESH_TOKEN"],
+        "accounts_url": env["ZOHO_ACCOUNTS_URL"],
+    }
     return ZohoClient(**{**settings, **options})
 
 
@@ -36,15 +40,30 @@ def zoho_resources(client: ZohoClient, duckdb_path: str) -> dict:
 
 def zoho_assets_from(start_date: str) -> dg.AssetsDefinition:
     """The Zoho assets exactly as shipped, with partitions from `start_date` (the sandbox's)."""
-    return build_source_assets(zoho_catalog(), resource_key="zoho", open_reader=open_zoho_reader,
-                               partitions_def=daily_partitions(start_date))
+    return build_source_assets(
+        zoho_catalog(),
+        resource_key="zoho",
+        open_reader=open_zoho_reader,
+        partitions_def=daily_partitions(start_date),
+    )
 
 
-def materialize_zoho(sandbox: SandboxProcess, resources: dict, first: str, last: str | None = None,
-                     instance: dg.DagsterInstance | None = None, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+def materialize_zoho(
+    sandbox: SandboxProcess,
+    resources: dict,
+    first: str,
+    last: str | None = None,
+    instance: dg.DagsterInstance | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
     """The six Zoho tables for the days first..last as one real Dagster run."""
     return dg.materialize(
-        [zoho_assets_from(sandbox.env["ZOHO_START_DATE"])], resources=resources, instance=instance,
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first},
+        [zoho_assets_from(sandbox.env["ZOHO_START_DATE"])],
+        resources=resources,
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last or first,
+        },
         raise_on_error=raise_on_error,
     )

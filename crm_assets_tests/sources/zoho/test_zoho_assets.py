@@ -43,5 +43,7 @@ def test_users_without_a_modified_time_belong_to_the_first_partition(sandbox, fu
     undated = {u["id"] for u in sandbox.zoho_records("users") if u["Modified_Time"] is None}
     assert undated, "the sandbox seeds some users whose Modified_Time is null"
     with duckdb.connect(path, read_only=True) as conn:
-        stored = {r[0] for r in conn.execute('SELECT id FROM zoho.users WHERE "Modified_Time" IS NULL').fetchall()}
+        stored = {
+            r[0] for r in conn.execute('SELECT id FROM zoho.users WHERE "Modified_Time" IS NULL').fetchall()
+        }
     assert stored == undated

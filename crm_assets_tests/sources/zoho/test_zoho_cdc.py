@@ -48,4 +48,6 @@ def test_todays_partition_changes_exactly_the_edited_rows(sandbox, tmp_path):
     assert user_lists and all("If-Modified-Since" in r["headers"] for r in user_lists)
     assert all(dict(r["query"]).get("type") == "AllUsers" for r in user_lists)
     territory_lists = [r for r in crm if r["path"].endswith("/settings/territories")]
-    assert territory_lists and all("modified_time" in dict(r["query"]).get("filters", "") for r in territory_lists)
+    assert territory_lists and all(
+        "modified_time" in dict(r["query"]).get("filters", "") for r in territory_lists
+    )

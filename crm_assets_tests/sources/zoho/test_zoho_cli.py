@@ -17,7 +17,11 @@ def test_cli_materializes_a_partition_range_without_zoho_api_url(sandbox, tmp_pa
     first = sandbox.env["ZOHO_START_DATE"]
     done = subprocess.run(
         materialize_command('key:"zoho/*"', first, today()),
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     with duckdb.connect(env["CRM_ASSETS_DUCKDB_PATH"], read_only=True) as conn:

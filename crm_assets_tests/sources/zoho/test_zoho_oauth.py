@@ -32,7 +32,9 @@ def new_refresh_token(sandbox) -> str:
     return sandbox.call("POST", "/_sandbox/zoho/tokens/refresh_tokens")["refresh_token"]
 
 
-def test_tokens_dying_mid_run_are_refreshed_and_no_secret_reaches_dagster_home(sandbox, tmp_path, monkeypatch):
+def test_tokens_dying_mid_run_are_refreshed_and_no_secret_reaches_dagster_home(
+    sandbox, tmp_path, monkeypatch
+):
     home = tmp_path / "dagster_home"
     home.mkdir()
     env = sandbox.env
@@ -43,15 +45,24 @@ def test_tokens_dying_mid_run_are_refreshed_and_no_secret_reaches_dagster_home(s
     sandbox.zoho_token_settings(access_token_max_uses=3)
     sandbox.reset_zoho_stats()
     # As definitions.py builds it: secrets through EnvVar, so no run config holds them.
-    client = ZohoClient(client_id=dg.EnvVar("ZOHO_CLIENT_ID"), client_secret=dg.EnvVar("ZOHO_CLIENT_SECRET"),
-                        refresh_token=dg.EnvVar("ZOHO_REFRESH_TOKEN"), accounts_url=env["ZOHO_ACCOUNTS_URL"],
-                        per_page=20)  # users: 12 pages
+    client = ZohoClient(
+        client_id=dg.EnvVar("ZOHO_CLIENT_ID"),
+        client_secret=dg.EnvVar("ZOHO_CLIENT_SECRET"),
+        refresh_token=dg.EnvVar("ZOHO_REFRESH_TOKEN"),
+        accounts_url=env["ZOHO_ACCOUNTS_URL"],
+        per_page=20,
+    )  # users: 12 pages
     path = str(tmp_path / "crm.duckdb")
     with dg.instance_for_test(temp_dir=str(home)) as instance:
-        result = materialize_zoho(sandbox, zoho_resources(client, path), env["ZOHO_START_DATE"], today(),
-                                  instance=instance)
+        result = materialize_zoho(
+            sandbox, zoho_resources(client, path), env["ZOHO_START_DATE"], today(), instance=instance
+        )
         assert result.success
-        records = [r for run in instance.get_runs() for r in instance.get_records_for_run(run.run_id, limit=100_000).records]
+        records = [
+            r
+            for run in instance.get_runs()
+            for r in instance.get_records_for_run(run.run_id, limit=100_000).records
+        ]
     with duckdb.connect(path, read_only=True) as conn:
         assert_table_matches(conn, "users", sandbox.zoho_records("users"))
     routes = sandbox.zoho_stats()["by_route"]
@@ -71,8 +82,9 @@ def test_a_revoked_refresh_token_fails_the_run_naming_the_variable_and_no_secret
     token = new_refresh_token(sandbox)
     assert sandbox.zoho_revoke_refresh_token(token) == 1
     client = zoho_client(sandbox, refresh_token=token)
-    result = materialize_zoho(sandbox, zoho_resources(client, str(tmp_path / "crm.duckdb")), today(),
-                              raise_on_error=False)
+    result = materialize_zoho(
+        sandbox, zoho_resources(client, str(tmp_path / "crm.duckdb")), today(), raise_on_error=False
+    )
     assert not result.success
     message = failure_message(result)
     assert "invalid_code" in message and "ZOHO_REFRESH_TOKEN" in message
@@ -80,10 +92,13 @@ def test_a_revoked_refresh_token_fails_the_run_naming_the_variable_and_no_secret
     assert "Traceback" not in message and len(message.splitlines()) == 1
 
 
-@pytest.mark.parametrize(("field", "value", "variable"), [
-    ("client_secret", "not-the-zoho-client-secret", "ZOHO_CLIENT_SECRET"),
-    ("client_id", "1000.NOTACLIENT", "ZOHO_CLIENT_ID"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "variable"),
+    [
+        ("client_secret", "not-the-zoho-client-secret", "ZOHO_CLIENT_SECRET"),
+        ("client_id", "1000.NOTACLIENT", "ZOHO_CLIENT_ID"),
+    ],
+)
 def test_token_errors_sent_with_http_200_name_the_variable(sandbox, field, value, variable):
     session = zoho_client(sandbox, **{field: value}).open()
     with pytest.raises(FatalSourceError) as caught:
@@ -92,8 +107,9 @@ def test_token_errors_sent_with_http_200_name_the_variable(sandbox, field, value
 
 
 def test_missing_credentials_fail_in_one_line_naming_the_variables(sandbox, tmp_path):
-    result = materialize_zoho(sandbox, zoho_resources(ZohoClient(), str(tmp_path / "crm.duckdb")), today(),
-                              raise_on_error=False)
+    result = materialize_zoho(
+        sandbox, zoho_resources(ZohoClient(), str(tmp_path / "crm.duckdb")), today(), raise_on_error=False
+    )
     message = failure_message(result)
     assert not result.success and len(message.splitlines()) == 1
     assert "ZOHO_CLIENT_ID, ZOHO_CLIENT_SECRET and ZOHO_REFRESH_TOKEN" in message
@@ -102,18 +118,25 @@ def test_missing_credentials_fail_in_one_line_naming_the_variables(sandbox, tmp_
 def test_multi_currency_switched_off_means_no_currencies_not_a_failure(sandbox, tmp_path):
     sandbox.zoho_settings(multi_currency=False)
     path = str(tmp_path / "crm.duckdb")
-    result = materialize_zoho(sandbox, zoho_resources(zoho_client(sandbox), path), sandbox.env["ZOHO_START_DATE"],
-                              today())
+    result = materialize_zoho(
+        sandbox, zoho_resources(zoho_client(sandbox), path), sandbox.env["ZOHO_START_DATE"], today()
+    )
     assert result.success
     with duckdb.connect(path, read_only=True) as conn:
         assert conn.execute("SELECT count(*) FROM zoho.currencies").fetchone() == (0,)
-        assert conn.execute("SELECT count(*) FROM zoho.roles").fetchone()[0] == len(sandbox.zoho_records("roles"))
+        assert conn.execute("SELECT count(*) FROM zoho.roles").fetchone()[0] == len(
+            sandbox.zoho_records("roles")
+        )
 
 
 def test_a_missing_scope_stops_the_run_naming_the_table_and_zohos_error(sandbox, tmp_path):
     sandbox.zoho_settings(scope_missing=["users"])
-    result = materialize_zoho(sandbox, zoho_resources(zoho_client(sandbox), str(tmp_path / "crm.duckdb")), today(),
-                              raise_on_error=False)
+    result = materialize_zoho(
+        sandbox,
+        zoho_resources(zoho_client(sandbox), str(tmp_path / "crm.duckdb")),
+        today(),
+        raise_on_error=False,
+    )
     message = failure_message(result)
     assert not result.success
     assert "zoho.users" in message and "OAUTH_SCOPE_MISMATCH" in message
