@@ -6,6 +6,8 @@ documented as inclusive), and only records whose replication key falls in the wi
 (:func:`~crm_assets.sources.family.in_window`); a window without a start reads the list whole
 and also keeps records whose key is null. Full-table ones (organization, profiles, roles) are
 read whole and written as one snapshot, which the warehouse refuses when it shrinks too much.
+The traversal is the shared :class:`~crm_assets.sources.family_reader.FamilyReader`'s; this
+module adds only Zoho's listing and change filters.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from typing import Any
 
 from crm_assets.catalog import Catalog, Stream
 from crm_assets.sources.errors import SourceError
-from crm_assets.sources.family import Batch, FamilyStats, in_window
+from crm_assets.sources.family import Batch, FamilyStats
+from crm_assets.sources.family_reader import FamilyReader
 from crm_assets.sources.zoho.client import ZohoSession
-from crm_assets.warehouse.store import TableWrite
 
 OVERLAP = timedelta(seconds=1)
 
@@ -41,23 +43,13 @@ def change_filter(stream: Stream, start: datetime | None) -> tuple[dict[str, str
     raise ValueError(f"{stream.table}: unknown change_filter {stream.change_filter!r}")
 
 
-class ZohoReader:
-    """The :class:`~crm_assets.sources.family.SourceReader` of the Zoho tables."""
+class ZohoReader(FamilyReader):
+    """The family reader configured with Zoho's listings and change filters."""
+
+    api: ZohoSession
 
     def __init__(self, api: ZohoSession, catalog: Catalog):
-        self.api = api
-        self.catalog = catalog
-
-    @property
-    def requests(self) -> int:
-        return self.api.requests
-
-    @property
-    def retries(self) -> int:
-        return self.api.retries
-
-    def redact(self, text: str) -> str:
-        return self.api.redact(text)
+        super().__init__(api, catalog)
 
     def count(self, root: Stream) -> int | None:
         """The API's own count of `root`'s records, where it has an endpoint for one."""
@@ -69,35 +61,19 @@ class ZohoReader:
         except (TypeError, ValueError):
             return None
 
+    def list_window(self, stream: Stream, start: datetime | None, stats: FamilyStats) -> Iterator[list[Any]]:
+        params, headers = change_filter(stream, start)
+        for page in self.api.pages(stream, params, headers):
+            stats.count(stream.name, pages=1, fetched=len(page))
+            yield page
+
     def read(
         self, root: Stream, start: datetime | None, end: datetime, wanted: set[str], stats: FamilyStats
     ) -> Iterator[Batch]:
-        """Batches of writes for `root` in [start, end); a None `start` means from the beginning.
-        A Zoho error is re-raised naming the table."""
+        """The shared family read, with a Zoho error re-raised naming the table."""
         try:
-            yield from self._read(root, start, end, stats)
+            yield from super().read(root, start, end, wanted, stats)
         except SourceError as exc:
             if str(exc).startswith(root.table):
                 raise
             raise type(exc)(self.redact(f"{root.table}: {exc}")) from None
-
-    def _read(
-        self, root: Stream, start: datetime | None, end: datetime, stats: FamilyStats
-    ) -> Iterator[Batch]:
-        if root.replication == "full_table":
-            records: list[Any] = []
-            for page in self._pages(root, {}, {}, stats):
-                records.extend(page)
-            yield Batch([TableWrite(root, records, "snapshot")], fetched=len(records))
-            return
-        params, headers = change_filter(root, start)
-        for page in self._pages(root, params, headers, stats):
-            kept = in_window(root, page, start, end, stats)
-            yield Batch([TableWrite(root, kept, "merge")], fetched=len(kept))
-
-    def _pages(
-        self, stream: Stream, params: dict[str, str], headers: dict[str, str], stats: FamilyStats
-    ) -> Iterator[list[Any]]:
-        for page in self.api.pages(stream, params, headers):
-            stats.count(stream.name, pages=1, fetched=len(page))
-            yield page
