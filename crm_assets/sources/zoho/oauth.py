@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 
-from crm_assets.sources.errors import FatalSourceError
+from crm_assets.sources.errors import FatalSourceError, SourceError
 from crm_assets.sources.http import JsonHttp, Target
 from crm_assets.sources.redaction import Redactor
 
@@ -74,7 +74,17 @@ class ZohoOAuth:
         return True
 
     def _refresh(self) -> None:
-        body = self.transport.request("POST", self.token_url, TOKEN_TARGET, data=self._form)
+        try:
+            body = self.transport.request("POST", self.token_url, TOKEN_TARGET, data=self._form)
+        except SourceError as exc:
+            # Zoho Accounts throttles minting with 400 "Access Denied" for the rest of a
+            # ten-minute window (§1.4, §1.6): no retry within a run can succeed.
+            if getattr(exc, "status", None) == 400 and "Access Denied" in str(exc):
+                raise FatalSourceError(
+                    f"{exc}; Zoho Accounts limits how many access tokens a refresh token mints: "
+                    "wait ten minutes, and do not share ZOHO_REFRESH_TOKEN between many processes"
+                ) from None
+            raise
         token = body.get("access_token")
         if not isinstance(token, str) or not token:
             error = str(body.get("error") or "no access_token in the answer")

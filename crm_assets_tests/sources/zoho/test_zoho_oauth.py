@@ -140,3 +140,13 @@ def test_a_missing_scope_stops_the_run_naming_the_table_and_zohos_error(sandbox,
     message = failure_message(result)
     assert not result.success
     assert "zoho.users" in message and "OAUTH_SCOPE_MISMATCH" in message
+
+
+def test_a_throttled_token_endpoint_stops_at_once_saying_why(sandbox):
+    sandbox.zoho_token_settings(mint_limit={"count": 1, "seconds": 600})
+    zoho_client(sandbox).open().get("/crm/v8/org")  # spends the window's one token
+    with pytest.raises(FatalSourceError) as caught:
+        zoho_client(sandbox).open().get("/crm/v8/org")
+    message = str(caught.value)
+    assert "HTTP 400" in message and "Access Denied" in message and "ZOHO_REFRESH_TOKEN" in message
+    assert sandbox.env["ZOHO_CLIENT_SECRET"] not in message and sandbox.env["ZOHO_REFRESH_TOKEN"] not in message
