@@ -4,10 +4,10 @@ A family is a root stream and the child tables derived from it. For a window [st
 the root listing is read once with ``updated_since`` (one second early, because Harvest's
 filter is strict at one-second precision) and only records whose ``updated_at`` falls in the
 window are kept: a partition holds exactly its own days. A window with no start (the first
-partition) reads the listing whole, so records last changed before the start date are loaded. For each kept parent the reader
-derives line items and pairs from the record itself and calls per-parent endpoints (messages,
-payments, project assignments) only for those parents, so requests grow with the changes, not
-with the table. Full-table streams are read whole and written as one snapshot.
+partition) reads the listing whole, so records last changed before the start date are loaded.
+Children (line items, pairs, and the per-parent messages, payments and project assignments)
+and snapshots are the shared :class:`~crm_assets.sources.family_reader.FamilyReader`'s work;
+this module gives it Harvest's listings, change filter and window test.
 
 A user's project assignments change without the user's ``updated_at`` moving (Harvest documents
 no such bump), so they are also re-read, whole, for each user named by a user assignment changed
