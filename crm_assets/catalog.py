@@ -60,6 +60,20 @@ class Stream:
     freshness_hours: float = 26.0
     max_snapshot_shrink: float = 0.5
     references: dict[str, str] = field(default_factory=dict, compare=False)
+    # What the endpoint needs beyond paging: fixed headers and query parameters.
+    headers: dict[str, str] = field(default_factory=dict, compare=False)
+    params: dict[str, str] = field(default_factory=dict, compare=False)
+    # API error codes that mean "this stream has no data here" (a feature switched off), not a failure.
+    no_data_errors: tuple[str, ...] = ()
+    # The API leaves the replication key null on some records (system or old ones): they
+    # belong to the first partition, like records changed before the start date.
+    replication_key_nullable: bool = False
+    # Whether the API reports how many records the table has (its listing's total, or the
+    # `count_endpoint`); without one the table gets no row-count check.
+    reports_total: bool = True
+    count_endpoint: str | None = None
+    # The endpoint's own "changed since" filter, when it is not Harvest's `updated_since`.
+    change_filter: str | None = None
 
     @property
     def table(self) -> str:
@@ -200,6 +214,13 @@ def parse_catalog(doc: dict[str, Any]) -> Catalog:
             freshness_hours=float(entry.get("freshness_hours", 26)),
             max_snapshot_shrink=float(entry.get("max_snapshot_shrink", 0.5)),
             references=dict(entry.get("references", {})),
+            headers={str(k): str(v) for k, v in (entry.get("headers") or {}).items()},
+            params={str(k): str(v) for k, v in (entry.get("params") or {}).items()},
+            no_data_errors=tuple(entry.get("no_data_errors") or ()),
+            replication_key_nullable=bool(entry.get("replication_key_nullable", False)),
+            reports_total=bool(entry.get("reports_total", True)),
+            count_endpoint=entry.get("count_endpoint"),
+            change_filter=entry.get("change_filter"),
         )
         _validate(stream)
         streams.append(stream)

@@ -14,6 +14,9 @@ from crm_assets.destinations.specs import load_syncs
 from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets.sources.harvest.client import DEFAULT_API_URL, HarvestClient
 from crm_assets.sources.harvest.oauth import DEFAULT_ID_URL
+from crm_assets.sources.zoho.assets import zoho_assets
+from crm_assets.sources.zoho.client import ZohoClient
+from crm_assets.sources.zoho.oauth import DEFAULT_ACCOUNTS_URL
 from crm_assets.warehouse import Warehouse
 
 DEFAULT_DUCKDB_PATH = "data/crm.duckdb"
@@ -69,11 +72,24 @@ def salesforce_resource() -> SalesforceResource:
     )
 
 
+def zoho_client() -> ZohoClient:
+    """The Zoho resource from the environment; the API domain comes with the token unless
+    ZOHO_API_URL names one."""
+    return ZohoClient(
+        client_id=_env_var("ZOHO_CLIENT_ID"),
+        client_secret=_env_var("ZOHO_CLIENT_SECRET"),
+        refresh_token=_env_var("ZOHO_REFRESH_TOKEN"),
+        accounts_url=os.getenv("ZOHO_ACCOUNTS_URL") or DEFAULT_ACCOUNTS_URL,
+        api_url=os.getenv("ZOHO_API_URL") or None,
+    )
+
+
 defs = dg.Definitions.merge(
     dg.Definitions(
-        assets=[harvest_assets],
+        assets=[harvest_assets, zoho_assets],
         resources={
             "harvest": harvest_client(),
+            "zoho": zoho_client(),
             "warehouse": Warehouse(duckdb=DuckDBResource(database=duckdb_path())),
             "salesforce": salesforce_resource(),
         },

@@ -4,8 +4,10 @@ With real Harvest credentials in the environment (HARVEST_ACCESS_TOKEN, or the O
 HARVEST_CLIENT_ID, HARVEST_CLIENT_SECRET, HARVEST_REFRESH_TOKEN) the real API is used, after a
 quick probe that HARVEST_API_URL answers at all; otherwise a sandbox is started on 127.0.0.1
 for as long as this process lives and its variables are exported to everything launched from
-here. DAGSTER_HOME defaults to data/dagster (holding a copy of the shipped dagster.yaml), so
-the demo's run shows up in `make dev`'s UI.
+here (the sandbox serves Zoho CRM too, and its ZOHO_* variables are exported with Harvest's;
+the run covers both sources, so with real accounts they need the same start date).
+DAGSTER_HOME defaults to data/dagster (holding a copy of the shipped dagster.yaml), so the
+demo's run shows up in `make dev`'s UI.
 
 The demo launches its run the way the UI does: through the workspace (workspace.yaml), from
 the code location's remote job, by the instance's run launcher. The run therefore carries its
@@ -45,6 +47,11 @@ SANDBOX_VARIABLES = (
     "HARVEST_ACCOUNT_ID",
     "HARVEST_API_URL",
     "HARVEST_START_DATE",
+    "ZOHO_CLIENT_ID",
+    "ZOHO_CLIENT_SECRET",
+    "ZOHO_REFRESH_TOKEN",
+    "ZOHO_ACCOUNTS_URL",
+    "ZOHO_START_DATE",
     "CRM_ASSETS_SANDBOX_URL",
 )
 PROBE_TIMEOUT_SECONDS = 5.0
@@ -281,8 +288,9 @@ def summarize(instance: dg.DagsterInstance, run: dg.DagsterRun, duckdb_path: str
     """Per table: rows in the warehouse now, rows this run wrote, and this run's check results;
     per sync: records pushed and rejected, and its check."""
     from crm_assets.sources.harvest import harvest_catalog
+    from crm_assets.sources.zoho import zoho_catalog
 
-    tables = {s.table: TableSummary() for s in harvest_catalog().streams}
+    tables = {s.table: TableSummary() for catalog in (harvest_catalog(), zoho_catalog()) for s in catalog.streams}
     for table, rows in _warehouse_counts(duckdb_path, list(tables)).items():
         tables[table].rows = rows
     syncs: dict[str, SyncSummary] = {}
@@ -353,7 +361,12 @@ def _count(value: int | None) -> str:
 def demo() -> int:
     with platform_env() as target:
         from crm_assets.sources.harvest.assets import harvest_partitions
+        from crm_assets.sources.zoho.assets import zoho_partitions
 
+        if zoho_partitions != harvest_partitions:  # one run covers one partition range of both
+            raise LauncherError(
+                "the demo backfills Harvest and Zoho in one run: set ZOHO_START_DATE to HARVEST_START_DATE"
+            )
         keys = harvest_partitions.get_partition_keys()
         first, last = keys[0], keys[-1]
         print(

@@ -21,7 +21,9 @@ import pytest
 from crm_assets import launcher
 from crm_assets.destinations.specs import load_syncs
 from crm_assets.sources.harvest.assets import harvest_assets
+from crm_assets.sources.zoho.assets import zoho_assets
 from crm_assets_tests.harvest_truth import ALL_TABLES, expected_rows
+from crm_assets_tests.zoho_truth import TABLES as ZOHO_TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "leftover-secret-token-value"
@@ -61,7 +63,7 @@ def test_the_demo_run_comes_from_the_code_location_and_its_summary_tells_the_tru
     assert (home / "history" / "runs.db").is_file(), "run history goes under DAGSTER_HOME"
 
     summary = launcher.summarize(instance, run, str(tmp_path / "crm.duckdb"))
-    expected_tables = {f"harvest.{table}" for table in ALL_TABLES}
+    expected_tables = {f"harvest.{table}" for table in ALL_TABLES} | {f"zoho.{table}" for table in ZOHO_TABLES}
     assert set(summary.tables) == expected_tables
     for table in ("time_entries", "invoices", "invoice_line_items", "roles", "user_roles"):
         truth = len(expected_rows(sandbox, table, since=first))
@@ -69,7 +71,9 @@ def test_the_demo_run_comes_from_the_code_location_and_its_summary_tells_the_tru
         assert summary.tables[f"harvest.{table}"].written == truth, (
             f"{table}: a fresh warehouse writes every row"
         )
-    declared = {(".".join(spec.asset_key.path), spec.name) for spec in harvest_assets.check_specs}
+    assert summary.tables["zoho.roles"].rows == len(sandbox.zoho_records("roles"))
+    declared = {(".".join(spec.asset_key.path), spec.name) for assets in (harvest_assets, zoho_assets)
+                for spec in assets.check_specs}
     reported = {(table, name) for table, t in summary.tables.items() for name in (*t.passed, *t.failed)}
     assert reported == declared, "every check of every table is reported once"
     for table, t in summary.tables.items():

@@ -32,14 +32,14 @@ def check_specs(s: Stream) -> list[dg.AssetCheckSpec]:
             description=f"Every row has a ({', '.join(s.primary_key)}) and no two rows share one.",
         )
     ]
-    if s.is_root:
+    if s.is_root and s.reports_total:
         specs.append(
             dg.AssetCheckSpec(
                 ROW_COUNT_CHECK,
                 asset=key,
                 description=(
-                    "The table holds as many rows as the API lists (its total_entries without a "
-                    "change filter): a shortfall means days not loaded yet or lost records, a "
+                    "The table holds as many rows as the API lists (its total without a change "
+                    "filter): a shortfall means days not loaded yet or lost records, a "
                     "surplus means records deleted at the source."
                 ),
             )

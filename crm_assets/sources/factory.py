@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
@@ -24,33 +24,10 @@ from pydantic import Field
 from crm_assets.catalog import Catalog, Stream
 from crm_assets.sources.checks import check_specs, evaluate_checks
 from crm_assets.sources.errors import FatalSourceError
+from crm_assets.sources.family import Batch, FamilyStats, SourceReader
 from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
 
 OWNERS = ["team:data-platform"]
-
-
-class FamilyStats(Protocol):
-    pages: dict[str, int]
-    fetched: dict[str, int]
-    outside_window: int
-    newest: datetime | None
-
-
-class SourceReader(Protocol):
-    """What a source gives the factory: batches of writes per stream family, and counts."""
-
-    requests: int
-    retries: int
-
-    def read(
-        self, root: Stream, start: datetime | None, end: datetime, wanted: set[str], stats: Any
-    ) -> Iterator[Any]: ...
-
-    def new_stats(self) -> FamilyStats: ...
-
-    def count(self, root: Stream) -> int | None: ...
-
-    def redact(self, text: str) -> str: ...
 
 
 class SourceRunConfig(dg.Config):
@@ -221,7 +198,7 @@ def _checks_alone(
                 yield from evaluate_checks(selected, wh, catalog, s, reader.count)
 
 
-def _coalesce(batches: Iterator[Any], max_records: int) -> Iterator[list[TableWrite]]:
+def _coalesce(batches: Iterator[Batch], max_records: int) -> Iterator[list[TableWrite]]:
     """Join consecutive page batches into writes of about `max_records` parent records.
 
     Each write is one transaction, so fewer, larger writes cut DuckDB's per-statement and
@@ -263,7 +240,7 @@ def _sync_family(
     start, end = window
     began, requests_before, retries_before = time.perf_counter(), reader.requests, reader.retries
     read_began = datetime.now(UTC)
-    stats = reader.new_stats()
+    stats = FamilyStats()
     counts = {s.name: WriteCounts() for s in members}
     batches = 0
     for writes in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):

@@ -85,8 +85,14 @@ class JsonHttp:
         params: dict[str, Any] | None = None,
         data: dict[str, Any] | None = None,
         auth: Auth | None = None,
+        headers: dict[str, str] | None = None,
+        no_data: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """The JSON object answered to `method url`, after whatever retries it takes."""
+        """The JSON object answered to `method url`, after whatever retries it takes.
+
+        An empty answer (204 No Content, 304 Not Modified) and an error whose body names one
+        of the `no_data` codes (a feature the account has switched off) are an empty object.
+        """
         policy = self.policy
         where = f"{method} {_show(url)}"
         failure, renewed = "", False
@@ -94,10 +100,10 @@ class JsonHttp:
             with self._counting:
                 self.retries += int(attempt > 0)
                 self.requests += 1
-            headers = auth.headers() if auth else {}
+            sent = {**(headers or {}), **(auth.headers() if auth else {})}
             try:
                 resp = self.session.request(
-                    method, url, params=params, data=data, headers=headers, timeout=policy.timeout_seconds
+                    method, url, params=params, data=data, headers=sent, timeout=policy.timeout_seconds
                 )
             except requests.RequestException as exc:
                 unreachable = _unreachable(exc)
@@ -109,7 +115,11 @@ class JsonHttp:
                 status = resp.status_code
                 if status in (200, 201):
                     return self._json(where, resp, target)
-                if status == 401 and auth is not None and not renewed and auth.renew(headers):
+                if status in (204, 304):
+                    return {}
+                if no_data and _error_code(resp) in no_data:
+                    return {}
+                if status == 401 and auth is not None and not renewed and auth.renew(sent):
                     renewed = True
                     continue
                 if status in target.credential_statuses:
@@ -191,13 +201,27 @@ def _retry_after(header: str | None, fallback: float) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
+def _error_code(resp: requests.Response) -> str | None:
+    """The `code` of an error body such as Zoho's ``{code, message, details, status}``."""
+    try:
+        body = orjson.loads(resp.content)
+    except orjson.JSONDecodeError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) else None
+
+
 def _quote(resp: requests.Response) -> str:
-    """What an error answer says: OAuth's error pair, Harvest's message, or the start of the body."""
+    """What an error answer says: OAuth's error pair, Zoho's code and message (and details),
+    Harvest's message, or the start of the body."""
     try:
         body = orjson.loads(resp.content)
     except orjson.JSONDecodeError:
         return _snippet(resp.text)
     if isinstance(body, dict):
+        if isinstance(body.get("code"), str) and body.get("message"):
+            details = f" {orjson.dumps(body['details']).decode()}" if body.get("details") else ""
+            return f"{body['code']}: {body['message']}{details}"[:QUOTED_BODY_CHARS]
         if body.get("error") and body.get("error_description"):
             return f"{body['error']}: {body['error_description']}"[:QUOTED_BODY_CHARS]
         return str(body.get("message") or body.get("error") or body)[:QUOTED_BODY_CHARS]

@@ -26,7 +26,8 @@ class CheckQueries(Connection):
         rk = root.replication_key
         if not rk:
             return self._count(f"SELECT count(*) FROM {table_ref(stream)}")
-        bounds = f"r.{q(rk)} < ?" + ("" if start is None else f" AND r.{q(rk)} >= ?")
+        # The first partition (no start) also holds the rows whose key the API left null.
+        bounds = f"(r.{q(rk)} < ? OR r.{q(rk)} IS NULL)" if start is None else f"r.{q(rk)} < ? AND r.{q(rk)} >= ?"
         params = [end] if start is None else [end, start]
         if stream == root:
             return self._count(f"SELECT count(*) FROM {table_ref(root)} AS r WHERE {bounds}", params)
