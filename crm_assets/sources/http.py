@@ -20,13 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 import orjson
 import requests
 
 from crm_assets.sources.errors import FatalSourceError, SourceError
+from crm_assets.sources.redaction import Redactor
 
 MAX_RETRY_AFTER_SECONDS = 900.0
 QUOTED_BODY_CHARS = 200
@@ -165,6 +166,36 @@ class JsonHttp:
         p = self.policy
         delay = min(p.max_backoff_seconds, p.backoff_seconds * 2**attempt)
         return delay * (0.5 + random.random() / 2)
+
+
+class SourceSession:
+    """What every source's session shares: a keep-alive HTTP session, its transport's counters
+    for run metadata, and the one redaction path for everything it logs or raises."""
+
+    http: requests.Session
+    transport: JsonHttp
+    redactor: Redactor
+
+    def redact(self, text: object) -> str:
+        """`text` with every secret this session holds or obtained masked."""
+        return self.redactor.redact(text)
+
+    @property
+    def requests(self) -> int:
+        return self.transport.requests
+
+    @property
+    def retries(self) -> int:
+        return self.transport.retries
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _unreachable(exc: BaseException) -> str | None:

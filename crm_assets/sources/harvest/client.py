@@ -33,7 +33,7 @@ from pydantic import Field
 
 from crm_assets.sources.errors import FatalSourceError, SourceError
 from crm_assets.sources.harvest.oauth import DEFAULT_ID_URL, OAUTH_VARIABLES, HarvestOAuth
-from crm_assets.sources.http import JsonHttp, RetryPolicy, Target
+from crm_assets.sources.http import JsonHttp, RetryPolicy, SourceSession, Target
 from crm_assets.sources.redaction import Redactor
 
 DEFAULT_API_URL = "https://api.harvestapp.com/v2"
@@ -112,7 +112,7 @@ class _PersonalToken:
         return False
 
 
-class HarvestSession:
+class HarvestSession(SourceSession):
     """One keep-alive HTTP session, with counters for run metadata."""
 
     def __init__(self, config: HarvestClient):
@@ -160,26 +160,6 @@ class HarvestSession:
         )
         return self.oauth, Target("HARVEST_API_URL", OAUTH_API_VARIABLES)
 
-    def redact(self, text: object) -> str:
-        """`text` with every secret this session holds or obtained masked."""
-        return self.redactor.redact(text)
-
-    @property
-    def requests(self) -> int:
-        return self.transport.requests
-
-    @property
-    def retries(self) -> int:
-        return self.transport.retries
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> HarvestSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def get(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """GET a JSON object from the API, retrying what is worth retrying."""

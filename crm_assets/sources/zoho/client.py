@@ -21,7 +21,7 @@ from pydantic import Field
 
 from crm_assets.catalog import Stream
 from crm_assets.sources.errors import FatalSourceError, SourceError
-from crm_assets.sources.http import JsonHttp, RetryPolicy, Target
+from crm_assets.sources.http import JsonHttp, RetryPolicy, SourceSession, Target
 from crm_assets.sources.redaction import Redactor
 from crm_assets.sources.zoho.oauth import DEFAULT_ACCOUNTS_URL, OAUTH_VARIABLES, ZohoOAuth
 
@@ -53,7 +53,7 @@ class ZohoClient(dg.ConfigurableResource):
         return ZohoSession(self)
 
 
-class ZohoSession:
+class ZohoSession(SourceSession):
     """One keep-alive HTTP session, with counters for run metadata."""
 
     def __init__(self, config: ZohoClient):
@@ -98,25 +98,6 @@ class ZohoSession:
             raise FatalSourceError("Zoho Accounts named no api_domain with the token: set ZOHO_API_URL")
         return self.oauth.api_domain
 
-    def redact(self, text: object) -> str:
-        return self.redactor.redact(text)
-
-    @property
-    def requests(self) -> int:
-        return self.transport.requests
-
-    @property
-    def retries(self) -> int:
-        return self.transport.retries
-
-    def close(self) -> None:
-        self.http.close()
-
-    def __enter__(self) -> ZohoSession:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def get(
         self,
