@@ -74,6 +74,10 @@ class Stream:
     count_endpoint: str | None = None
     # The endpoint's own "changed since" filter, when it is not Harvest's `updated_since`.
     change_filter: str | None = None
+    # A per-parent child whose parents' records do not move when it changes: also re-read, whole,
+    # for every parent that a record of `reread_when[0]` changed in the window names at the
+    # record path `reread_when[1]`.
+    reread_when: tuple[str, tuple[str, ...]] | None = None
 
     @property
     def table(self) -> str:
@@ -221,6 +225,7 @@ def parse_catalog(doc: dict[str, Any]) -> Catalog:
             reports_total=bool(entry.get("reports_total", True)),
             count_endpoint=entry.get("count_endpoint"),
             change_filter=entry.get("change_filter"),
+            reread_when=_reread_when(table, entry.get("reread_when")),
         )
         _validate(stream)
         streams.append(stream)
@@ -229,11 +234,21 @@ def parse_catalog(doc: dict[str, Any]) -> Catalog:
     for s in streams:
         if s.parent and s.parent not in names:
             raise CatalogError(f"{s.table}: parent {s.parent!r} is not in the catalog")
+        if s.reread_when and (s.reread_when[0] not in names or not s.endpoint):
+            raise CatalogError(f"{s.table}: reread_when needs a per-parent endpoint and a stream of this catalog")
         for col, target in s.references.items():
             s.column(col)
             if target not in names:
                 raise CatalogError(f"{s.table}.{col}: references unknown table {target!r}")
     return catalog
+
+
+def _reread_when(table: str, spec: Any) -> tuple[str, tuple[str, ...]] | None:
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or set(spec) != {"stream", "parent_id"}:
+        raise CatalogError(f"{table}: reread_when is {{stream: <name>, parent_id: <path.in.record>}}")
+    return str(spec["stream"]), tuple(str(spec["parent_id"]).split("."))
 
 
 def _validate(s: Stream) -> None:

@@ -12,8 +12,9 @@ from dagster_duckdb import DuckDBResource
 from crm_assets.sandbox import SandboxProcess
 from crm_assets.sources.factory import build_source_assets, daily_partitions
 from crm_assets.sources.harvest import harvest_catalog
-from crm_assets.sources.harvest.assets import harvest_assets, open_harvest_reader
+from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets.sources.harvest.client import HarvestClient
+from crm_assets.sources.harvest.reader import HarvestReader
 from crm_assets.warehouse import Warehouse
 
 SANDBOX_LIFETIME_SECONDS = 1800
@@ -76,6 +77,6 @@ def materialize_harvest(
 def harvest_assets_from(start_date: str) -> dg.AssetsDefinition:
     """The Harvest assets exactly as shipped, but with partitions from `start_date`."""
     return build_source_assets(
-        harvest_catalog(), resource_key="harvest", open_reader=open_harvest_reader,
+        harvest_catalog(), resource_key="harvest", reader=HarvestReader,
         partitions_def=daily_partitions(start_date),
     )

@@ -109,3 +109,19 @@ def test_a_snapshot_shrink_share_outside_zero_to_one_is_refused():
     doc["streams"][0]["max_snapshot_shrink"] = 1.5
     with pytest.raises(CatalogError, match="max_snapshot_shrink"):
         parse_catalog(doc)
+
+
+def test_a_reread_trigger_must_name_a_stream_of_the_catalog():
+    assert harvest_catalog().stream("user_projects").reread_when == ("project_users", ("user", "id"))
+    doc = one_stream({"id": "BIGINT", "updated_at": "TIMESTAMPTZ"})
+    doc["streams"].append({
+        "name": "parts", "parent": "things", "endpoint": "/things/{parent_id}/parts", "envelope": "parts",
+        "parent_key": "thing_id", "primary_key": ["id"], "replication": "incremental",
+        "pagination": "cursor", "updated_since": True, "reread_when": {"stream": "nowhere", "parent_id": "thing.id"},
+        "columns": {"id": "BIGINT", "thing_id": "BIGINT"},
+    })
+    with pytest.raises(CatalogError, match=r"demo\.parts: reread_when"):
+        parse_catalog(doc)
+    doc["streams"][1]["reread_when"] = {"stream": "things"}
+    with pytest.raises(CatalogError, match=r"demo\.parts: reread_when is"):
+        parse_catalog(doc)

@@ -107,10 +107,17 @@ def build_source_assets(
     catalog: Catalog,
     *,
     resource_key: str,
-    open_reader: Callable[[Any, Catalog], contextlib.AbstractContextManager[SourceReader]],
+    reader: Callable[[Any, Catalog], SourceReader],
     partitions_def: dg.DailyPartitionsDefinition,
 ) -> dg.AssetsDefinition:
-    """One multi-asset for every table of `catalog`, read through `open_reader`."""
+    """One multi-asset for every table of `catalog`, read by `reader(session, catalog)` over the
+    session that the resource named `resource_key` opens."""
+
+    @contextlib.contextmanager
+    def open_reader(source: Any, catalog: Catalog) -> Iterator[SourceReader]:
+        with source.open() as api:
+            yield reader(api, catalog)
+
     first_day = partitions_def.start
 
     @dg.multi_asset(

@@ -31,6 +31,13 @@ CONTACT_QUERY = """
 """
 
 
+def contact_upsert(**fields):
+    """The `people` sync: CONTACT_QUERY upserted into Contact on its Harvest external id."""
+    base = {"name": "people", "object": "Contact", "query": CONTACT_QUERY, "mode": "update",
+            "upsert": True, "key": "Harvest_Contact_Id__c"}
+    return sync(**(base | fields))
+
+
 def org_rows(sfsb, columns, deleted="exclude"):
     return sorted(
         (tuple(r[c] for c in columns) for r in sfsb.salesforce_records("Contact", deleted)),
@@ -124,15 +131,7 @@ def test_many_batches_go_in_windows_and_every_row_has_its_result(sfsb, warehouse
         "create table src.people as select i as id, 'Last' || i as last_name from range(1, 251) t(i)",
     )
     query = "select id::varchar as Harvest_Contact_Id__c, last_name as LastName from src.people"
-    spec = sync(
-        name="people",
-        object="Contact",
-        query=query,
-        mode="update",
-        upsert=True,
-        key="Harvest_Contact_Id__c",
-        batch_size=10,
-    )
+    spec = contact_upsert(query=query, batch_size=10)
     counts = materialization(run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env)), spec)
     assert (counts["inserted"], counts["batches"], len(sfsb.salesforce_jobs())) == (250, 25, 3)
     org = {r["Harvest_Contact_Id__c"]: r["LastName"] for r in sfsb.salesforce_records("Contact")}
@@ -142,17 +141,7 @@ def test_many_batches_go_in_windows_and_every_row_has_its_result(sfsb, warehouse
 @pytest.mark.parametrize("concurrency", ["serial", "parallel"])
 def test_transient_faults_are_retried_and_the_org_matches_a_fault_free_run(sfsb, warehouse_path, concurrency):
     run_sql(warehouse_path, CONTACTS)
-    spec = sync(
-        name="people",
-        object="Contact",
-        query=CONTACT_QUERY,
-        mode="update",
-        upsert=True,
-        key="Harvest_Contact_Id__c",
-        batch_size=10,
-        concurrency=concurrency,
-        retry_limit=4,
-    )
+    spec = contact_upsert(batch_size=10, concurrency=concurrency, retry_limit=4)
     sfsb.salesforce_fault("lock", count=5)
     sfsb.salesforce_fault("batch_failed", count=1)
     sfsb.salesforce_fault("status", status=503, count=2)
@@ -163,16 +152,7 @@ def test_transient_faults_are_retried_and_the_org_matches_a_fault_free_run(sfsb,
 
 def test_faults_that_never_clear_fail_the_run_after_the_retries(sfsb, warehouse_path):
     run_sql(warehouse_path, CONTACTS)
-    spec = sync(
-        name="people",
-        object="Contact",
-        query=CONTACT_QUERY,
-        mode="update",
-        upsert=True,
-        key="Harvest_Contact_Id__c",
-        batch_size=40,
-        retry_limit=2,
-    )
+    spec = contact_upsert(batch_size=40, retry_limit=2)
     sfsb.salesforce_fault("lock", probability=1.0)
     result = run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env), raise_on_error=False)
     assert not result.success
@@ -204,15 +184,7 @@ def test_each_login_works_and_no_secret_reaches_dagster_home(
     resource = salesforce_resource(
         env, method="none", **{n.removeprefix("SALESFORCE_").lower(): dg.EnvVar(n) for n in names}
     )
-    spec = sync(
-        name="people",
-        object="Contact",
-        query=CONTACT_QUERY,
-        mode="update",
-        upsert=True,
-        key="Harvest_Contact_Id__c",
-        batch_size=10,
-    )
+    spec = contact_upsert(batch_size=10)
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
@@ -229,15 +201,7 @@ def test_each_login_works_and_no_secret_reaches_dagster_home(
 
 def test_an_expired_session_is_renewed_once_and_the_push_goes_on(sfsb, warehouse_path):
     run_sql(warehouse_path, CONTACTS)
-    spec = sync(
-        name="people",
-        object="Contact",
-        query=CONTACT_QUERY,
-        mode="update",
-        upsert=True,
-        key="Harvest_Contact_Id__c",
-        batch_size=5,
-    )
+    spec = contact_upsert(batch_size=5)
     sfsb.salesforce_fault("session_expiry", after=6)
     counts = materialization(run_syncs([spec], warehouse_path, salesforce_resource(sfsb.env)), spec)
     assert (counts["inserted"], counts["rejected"]) == (40, 0)

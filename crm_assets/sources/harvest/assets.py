@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 
-from crm_assets.catalog import Catalog
 from crm_assets.sources.factory import build_source_assets, daily_partitions
 from crm_assets.sources.harvest import harvest_catalog
-from crm_assets.sources.harvest.client import HarvestClient
 from crm_assets.sources.harvest.reader import HarvestReader
 
 DEFAULT_START_DATE = "2024-01-01"
-
-
-@contextlib.contextmanager
-def open_harvest_reader(client: HarvestClient, catalog: Catalog) -> Iterator[HarvestReader]:
-    with client.open() as api:
-        yield HarvestReader(api, catalog)
-
 
 harvest_partitions = daily_partitions(os.getenv("HARVEST_START_DATE") or DEFAULT_START_DATE)
 
 harvest_assets = build_source_assets(
     harvest_catalog(),
     resource_key="harvest",
-    open_reader=open_harvest_reader,
+    reader=HarvestReader,
     partitions_def=harvest_partitions,
 )

@@ -28,9 +28,6 @@ from crm_assets.sources.family_reader import FamilyReader
 from crm_assets.sources.harvest.client import HarvestSession
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-# Per-parent children that are also re-read for the parents a change to another stream names:
-# child -> (stream whose changes in the window name the parents, path of the parent's id there).
-REREAD_FOR_CHANGES_IN = {"user_projects": ("project_users", ("user", "id"))}
 
 
 def format_timestamp(value: datetime) -> str:
@@ -79,7 +76,7 @@ class HarvestReader(FamilyReader):
         stats: FamilyStats,
     ) -> Iterator[Batch]:
         for child in needed:
-            if child.name in REREAD_FOR_CHANGES_IN:
+            if child.reread_when:
                 window = _text_window(start, end)
                 yield from self._reread_children(root, child, start, window, read_parents, wanted, stats)
 
@@ -99,7 +96,7 @@ class HarvestReader(FamilyReader):
         The children are read now, so their version is the time of reading: a stored parent
         written later than that keeps the children read with it.
         """
-        trigger_name, id_path = REREAD_FOR_CHANGES_IN[child.name]
+        trigger_name, id_path = child.reread_when
         trigger = self.catalog.stream(trigger_name)
         family = list(self.catalog.family(child.name))
         members_wanted = wanted & {s.name for s in family}

@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 
-from crm_assets.catalog import Catalog
 from crm_assets.sources.factory import build_source_assets, daily_partitions
 from crm_assets.sources.zoho import zoho_catalog
-from crm_assets.sources.zoho.client import ZohoClient
 from crm_assets.sources.zoho.reader import ZohoReader
 
 DEFAULT_START_DATE = "2024-01-01"
-
-
-@contextlib.contextmanager
-def open_zoho_reader(client: ZohoClient, catalog: Catalog) -> Iterator[ZohoReader]:
-    with client.open() as api:
-        yield ZohoReader(api, catalog)
-
 
 zoho_partitions = daily_partitions(os.getenv("ZOHO_START_DATE") or DEFAULT_START_DATE)
 
 zoho_assets = build_source_assets(
     zoho_catalog(),
     resource_key="zoho",
-    open_reader=open_zoho_reader,
+    reader=ZohoReader,
     partitions_def=zoho_partitions,
 )

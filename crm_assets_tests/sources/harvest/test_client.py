@@ -9,7 +9,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import requests
-
 from dagster_duckdb import DuckDBResource
 
 from crm_assets.sources.errors import FatalSourceError

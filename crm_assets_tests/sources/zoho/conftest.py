@@ -11,8 +11,8 @@ from dagster_duckdb import DuckDBResource
 from crm_assets.sandbox import SandboxProcess
 from crm_assets.sources.factory import build_source_assets, daily_partitions
 from crm_assets.sources.zoho import zoho_catalog
-from crm_assets.sources.zoho.assets import open_zoho_reader
 from crm_assets.sources.zoho.client import ZohoClient
+from crm_assets.sources.zoho.reader import ZohoReader
 from crm_assets.warehouse import Warehouse
 
 
@@ -43,7 +43,7 @@ def zoho_assets_from(start_date: str) -> dg.AssetsDefinition:
     return build_source_assets(
         zoho_catalog(),
         resource_key="zoho",
-        open_reader=open_zoho_reader,
+        reader=ZohoReader,
         partitions_def=daily_partitions(start_date),
     )
 
