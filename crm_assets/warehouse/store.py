@@ -119,14 +119,20 @@ class Warehouse(dg.ConfigurableResource):
         default=10_000, ge=1, description="Parent records per write transaction (memory vs speed)."
     )
 
+    def lock(self) -> contextlib.AbstractContextManager:
+        """The exclusive lock every process takes before opening the file (dbt's runs included).
+
+        A lock file beside the database, released by the operating system when its holder dies.
+        """
+        path = self.duckdb.database
+        if not path or path == ":memory:" or path.startswith("md:"):
+            return contextlib.nullcontext()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds)
+
     @contextlib.contextmanager
     def session(self) -> Iterator[WarehouseSession]:
-        path = self.duckdb.database
-        lock: contextlib.AbstractContextManager = contextlib.nullcontext()
-        if path and path != ":memory:" and not path.startswith("md:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds)
-        with lock, self.duckdb.get_connection() as conn:
+        with self.lock(), self.duckdb.get_connection() as conn:
             conn.execute("SET TimeZone = 'UTC'")
             # Checkpoint (compress the WAL into the file) once per large load, not every 16 MB.
             conn.execute("SET checkpoint_threshold = '1GB'")
