@@ -169,7 +169,7 @@ def refused_port() -> int:
 @pytest.mark.parametrize("api_url, reason", [
     (f"http://127.0.0.1:{refused_port()}/v2", "refused"),
     ("http://crm-assets-no-such-host.invalid/v2", "does not resolve"),
-])
+], ids=["refused", "unresolvable"])  # stable ids: pytest-xdist workers must collect the same names
 def test_an_unreachable_host_stops_at_once(api_url, reason):
     began = time.monotonic()
     with HarvestClient(access_token="x" * 20, account_id="1", api_url=api_url).open() as api:
