@@ -20,7 +20,9 @@ emulator's; every POST/PUT body is logged whole):
   is kept per record (admin ``automations``).
 
 Admin (``/_sandbox/zoho/modules...``): ``GET /<Module>`` every record exactly as stored,
-``GET /automations``, ``POST /reset`` (every module empty).
+``GET /automations``, ``POST /reset`` (every module empty, no faults), ``POST /faults``
+``{status: 429|5xx, count, retry_after?}``: the next record writes (not reads) answer that error,
+Zoho's ``TOO_MANY_REQUESTS`` or ``INTERNAL_ERROR`` body, to test a writer's retries alone.
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class ModuleRecords:
         self.admin_user = users[0]
         self.records: dict[str, dict[str, Record]] = {m: {} for m in fields}
         self.automations: list[Record] = []
+        self.write_faults: list[tuple[int, int | None]] = []  # (status, Retry-After) for the next writes
         self.serial = 0
         self.lock = threading.RLock()
 
@@ -115,8 +118,13 @@ class ModuleRecords:
         with self.lock:
             if path == "/reset" and request.method == "POST":
                 self.records = {m: {} for m in self.fields}
-                self.automations = []
+                self.automations, self.write_faults = [], []
                 return json_response(200, {"modules": sorted(self.records)})
+            if path == "/faults" and request.method == "POST":
+                body = request.json()
+                fault = (int(body.get("status", 429)), body.get("retry_after"))
+                self.write_faults.extend([fault] * int(body.get("count", 1)))
+                return json_response(200, {"queued": len(self.write_faults)})
             if path == "/automations" and request.method == "GET":
                 return json_response(200, {"automations": list(self.automations)})
             module = path.strip("/")
@@ -180,6 +188,14 @@ class ModuleRecords:
     # -- writing (§3.1-§3.4) --
 
     def _write(self, module: str, operation: str, request: Request) -> Response:
+        with self.lock:
+            fault = self.write_faults.pop(0) if self.write_faults else None
+        if fault is not None:
+            status, retry_after = fault
+            if status == 429:
+                headers = [("Retry-After", str(retry_after))] if retry_after is not None else []
+                return json_response(429, ref.error_body("TOO_MANY_REQUESTS", ref.CREDITS_EXCEEDED), headers)
+            return json_response(status, ref.error_body("INTERNAL_ERROR", "Internal Server Error"))
         try:
             body = request.json()
         except Exception:  # noqa: BLE001 - the sandbox answers a malformed body as Zoho does
