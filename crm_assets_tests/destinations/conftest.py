@@ -123,6 +123,3 @@ def check_passed(result: dg.ExecuteInProcessResult) -> bool:
 def batch_posts(sb: SandboxProcess) -> list[dict[str, Any]]:
     """Bulk batch uploads the sandbox received (each with its record count)."""
     return [r for r in sb.salesforce_requests() if r["method"] == "POST" and r["path"].endswith("/batch")]
-
-
-from crm_assets_tests.destinations.zoho_support import zoho_sandbox, zsb  # noqa: E402, F401  (Zoho sync fixtures)

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from crm_assets.destinations.specs import load_syncs
+from crm_assets_tests.conftest import harvest_assets_from, harvest_resources, materialize_harvest, today
 from crm_assets_tests.destinations.conftest import query_rows, run_sql
-from crm_assets_tests.destinations.zoho_support import (
+from crm_assets_tests.zoho_modules import (
     as_zoho_value,
     module_records,
     run_zoho,
@@ -233,3 +235,18 @@ def test_rate_limits_and_server_errors_are_retried_to_a_complete_push(zsb, tmp_p
     statuses = [c["status"] for c in writes(zsb)]
     assert statuses[:2] == [429, 500] and statuses.count(201) + statuses.count(200) == 2
     assert_module_equals_query(zsb, path, CLIENT_QUERY)
+
+
+def test_the_shipped_example_upserts_harvest_clients_into_zoho_accounts(zsb, tmp_path):
+    path = str(tmp_path / "warehouse.duckdb")
+    start = zsb.env["HARVEST_START_DATE"]
+    materialize_harvest(
+        harvest_resources(zsb, path), start, today(), selection=["clients"], assets=harvest_assets_from(start)
+    )
+    (spec,) = [s for s in load_syncs() if s.destination == "zoho"]
+    result = run_zoho([spec], path, zoho_client(zsb))
+    rows = query_rows(path, spec.query)
+    counts = zoho_counts(result, spec)
+    assert rows and (counts["selected"], counts["inserted"], counts["rejected"]) == (len(rows), len(rows), 0)
+    assert len(module_records(zsb)) == len(rows)
+    assert_module_equals_query(zsb, path, spec.query)
