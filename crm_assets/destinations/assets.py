@@ -59,7 +59,8 @@ def _description(spec: SyncSpec) -> str:
             f"{'clear their fields' if spec.include_nulls else 'leave their fields unchanged'}."
         )
     return (
-        f"Pushes the query's rows into {spec.destination} `{spec.object}`: {how}.{zoho} Only rows changed since "
+        f"Pushes the query's rows into {spec.destination} `{spec.object}`: {how}.{zoho} "
+        "Only rows changed since "
         f"their last successful push are sent{' (truncate: all)' if spec.mode == 'truncate' else ''}.\n\n"
         f"```sql\n{spec.query.strip()}\n```"
     )

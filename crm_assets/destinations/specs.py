@@ -132,7 +132,8 @@ def parse_sync(entry: Any, where: str) -> SyncSpec:
     if mode not in MODES:
         raise fail("mode", f"unknown mode {mode!r} (known: {', '.join(MODES)})")
     if mode not in DESTINATION_MODES[destination]:
-        raise fail("mode", f"{destination} syncs support {', '.join(DESTINATION_MODES[destination])}, not {mode}")
+        supported = ", ".join(DESTINATION_MODES[destination])
+        raise fail("mode", f"{destination} syncs support {supported}, not {mode}")
     if values.get("upsert") and mode != "update":
         raise fail("upsert", f"applies to mode update only, not {mode}")
     if values.get("upsert") and not values.get("key"):
@@ -141,7 +142,8 @@ def parse_sync(entry: Any, where: str) -> SyncSpec:
     if mode == "update" and not values.get("upsert") and values.get("key", record_id) != record_id:
         raise fail(
             "key",
-            f"an update without upsert matches records by {record_id}; set upsert: true to match on {values['key']}",
+            f"an update without upsert matches records by {record_id}; "
+            f"set upsert: true to match on {values['key']}",
         )
     if values.get("hard_delete") and mode != "truncate":
         raise fail("hard_delete", f"applies to mode truncate only, not {mode}")

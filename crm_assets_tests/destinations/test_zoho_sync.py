@@ -237,6 +237,20 @@ def test_rate_limits_and_server_errors_are_retried_to_a_complete_push(zsb, tmp_p
     assert_module_equals_query(zsb, path, CLIENT_QUERY)
 
 
+def test_an_access_token_that_dies_between_calls_is_renewed_once_per_call(zsb, tmp_path):
+    path = str(tmp_path / "warehouse.duckdb")
+    make_clients(path, zsb, 120)
+    zsb.zoho_token_settings(access_token_max_uses=1)  # every token answers one call, then INVALID_TOKEN
+    try:
+        spec = client_sync(concurrency="serial")
+        counts = zoho_counts(run_zoho([spec], path, zoho_client(zsb)), spec)
+    finally:
+        zsb.zoho_token_settings(access_token_max_uses=0)
+    assert (counts["inserted"], counts["rejected"]) == (120, 0)
+    assert [c["status"] for c in writes(zsb)] == [401, 200, 401, 200]
+    assert_module_equals_query(zsb, path, CLIENT_QUERY)
+
+
 def test_the_shipped_example_upserts_harvest_clients_into_zoho_accounts(zsb, tmp_path):
     path = str(tmp_path / "warehouse.duckdb")
     start = zsb.env["HARVEST_START_DATE"]

@@ -39,11 +39,13 @@ ACCEPTS: dict[str, frozenset[str]] = {
 # §3.2: the system field each module checks for duplicates first (custom modules: Name).
 SYSTEM_DUPLICATE_FIELDS = {
     "Leads": "Email", "Contacts": "Email", "Accounts": "Account_Name", "Deals": "Deal_Name",
-    "Campaigns": "Campaign_Name", "Cases": "Subject", "Solutions": "Solution_Title", "Products": "Product_Name",
-    "Vendors": "Vendor_Name", "Price_Books": "Price_Book_Name", "Quotes": "Subject", "Sales_Orders": "Subject",
-    "Purchase_Orders": "Subject", "Invoices": "Subject",
+    "Campaigns": "Campaign_Name", "Cases": "Subject", "Solutions": "Solution_Title",
+    "Products": "Product_Name", "Vendors": "Vendor_Name", "Price_Books": "Price_Book_Name",
+    "Quotes": "Subject", "Sales_Orders": "Subject", "Purchase_Orders": "Subject", "Invoices": "Subject",
 }  # fmt: skip
-_INTEGERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+_INTEGERS = {
+    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+}  # fmt: skip
 
 
 class PreflightError(ValueError):
@@ -79,7 +81,12 @@ class ModuleLayout:
 
     @classmethod
     def check(
-        cls, spec: SyncSpec, operation: str, fields: list[dict[str, Any]], columns: Sequence[str], types: Sequence[str]
+        cls,
+        spec: SyncSpec,
+        operation: str,
+        fields: list[dict[str, Any]],
+        columns: Sequence[str],
+        types: Sequence[str],
     ) -> tuple[ModuleLayout, dict[str, str]]:
         """The layout and each column's field name; raises :class:`PreflightError` listing every misfit."""
         by_name = {str(f.get("api_name", "")).lower(): f for f in fields}
@@ -107,7 +114,8 @@ class ModuleLayout:
             if column.lower() == key and operation == "upsert":
                 if not field.get("unique") and name != SYSTEM_DUPLICATE_FIELDS.get(spec.object, "Name"):
                     problems.append(
-                        f"{column}: not a unique or system duplicate-check field, so it cannot be the upsert key"
+                        f"{column}: not a unique or system duplicate-check field, "
+                        "so it cannot be the upsert key"
                     )
         if operation in ("insert", "upsert"):
             given = {name.lower() for name in mapping.values()}

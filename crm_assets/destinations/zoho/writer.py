@@ -70,7 +70,9 @@ class ZohoDestination:
             body = self.session.get(f"{API_PREFIX}/settings/fields", {"module": spec.object})
         except SourceError as exc:
             if "INVALID_MODULE" in str(exc):
-                raise PreflightError(f"sync {spec.name}: Zoho has no module {spec.object!r}; nothing was sent") from None
+                raise PreflightError(
+                    f"sync {spec.name}: Zoho has no module {spec.object!r}; nothing was sent"
+                ) from None
             raise
         fields = body.get("fields")
         if not isinstance(fields, list):
@@ -98,10 +100,10 @@ class ZohoDestination:
         parts = [b'{"data":', encode_records(records)]
         parts += [b',"trigger":', orjson.dumps(WORKFLOW_TRIGGERS if spec.trigger_workflow else [])]
         if operation == "upsert":
-            parts += [b',"duplicate_check_fields":', orjson.dumps([self.layout_key(spec)])]
+            parts += [b',"duplicate_check_fields":', orjson.dumps([self._upsert_key(spec)])]
         return b"".join(parts) + b"}"
 
-    def layout_key(self, spec: SyncSpec) -> str:
+    def _upsert_key(self, spec: SyncSpec) -> str:
         """The upsert key as the module spells it."""
         assert self.layout is not None and spec.key is not None
         return next((n for n in self.layout.kinds if n.lower() == spec.key.lower()), spec.key)
@@ -135,13 +137,18 @@ class ZohoDestination:
         if status == 429 or status >= 500:
             _wait_retry_after(resp.headers.get("Retry-After"))
             code = str(answer.get("code") or f"HTTP_{status}")
-            return _transient(batch, code, self.redact(f"{where}: HTTP {status} {answer.get('message') or ''}"))
+            message = f"{where}: HTTP {status} {answer.get('message') or ''}"
+            return _transient(batch, code, self.redact(message.strip()))
         rows = answer.get("data")
         if status in (200, 201, 207, 400) and isinstance(rows, list) and len(rows) == len(batch):
             return [_row_result(item, operation) for item in rows]
-        gist = f"{answer.get('code')}: {answer.get('message')} {answer.get('details') or ''}" if answer else resp.text[:200]
-        hint = " (the token needs ZohoCRM.modules.ALL)" if answer.get("code") == "OAUTH_SCOPE_MISMATCH" else ""
-        raise ZohoWriteRefused(self.redact(f"{where}: HTTP {status}: {gist.strip()}{hint}; nothing of this batch was written"))
+        gist = resp.text[:200]
+        if answer:
+            gist = f"{answer.get('code')}: {answer.get('message')} {answer.get('details') or ''}".strip()
+        if answer.get("code") == "OAUTH_SCOPE_MISMATCH":
+            gist += " (the token needs ZohoCRM.modules.ALL)"
+        refusal = f"{where}: HTTP {status}: {gist}; nothing of this batch was written"
+        raise ZohoWriteRefused(self.redact(refusal))
 
 
 def _json(resp: requests.Response) -> dict[str, Any]:
@@ -160,7 +167,7 @@ def _row_result(item: Any, operation: str) -> RowResult:
         created = item.get("action") == "insert" if "action" in item else operation == "insert"
         return RowResult(True, created=created, record_id=details.get("id"))
     field = details.get("api_name")
-    extras = [f"{k} {details[k]}" for k in ("expected_data_type", "maximum_length") if details.get(k) is not None]
+    extras = [f"{k} {details[k]}" for k in ("expected_data_type", "maximum_length") if details.get(k)]
     duplicate = details.get("duplicate_record")
     if isinstance(duplicate, dict) and duplicate.get("id"):
         extras.append(f"held by record {duplicate['id']}")
