@@ -222,6 +222,10 @@ def test_columns_that_do_not_fit_fail_before_anything_is_sent(zsb, tmp_path):
         assert expected in message, message
     assert writes(zsb) == []
     assert [r["path"] for r in zsb.zoho_requests("crm")] == ["/crm/v8/settings/fields"]
+    nowhere = zoho_sync(name="nowhere", object="Nowhere", mode="append", query="select v as Name from src.t")
+    result = run_zoho([nowhere], path, zoho_client(zsb), raise_on_error=False)
+    message = result.failure_data_for_node("zoho_crm__nowhere").error.message
+    assert "sync nowhere: Zoho has no module 'Nowhere'; nothing was sent" in message and writes(zsb) == []
 
 
 def test_rate_limits_and_server_errors_are_retried_to_a_complete_push(zsb, tmp_path):
