@@ -16,6 +16,7 @@ from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets.sources.harvest.client import HarvestClient
 from crm_assets.sources.harvest.reader import HarvestReader
 from crm_assets.warehouse import Warehouse
+from crm_assets_tests.zoho_modules import zoho_sandbox, zsb  # noqa: F401  (one sandbox for the Zoho write tests)
 
 SANDBOX_LIFETIME_SECONDS = 1800
 

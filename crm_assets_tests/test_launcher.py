@@ -78,15 +78,15 @@ def test_the_demo_run_comes_from_the_code_location_and_its_summary_tells_the_tru
     assert reported == declared, "every check of every table is reported once"
     for table, t in summary.tables.items():
         assert "primary_key_unique_and_not_null" in t.passed, table
-    # The example syncs ran into the sandbox's Salesforce: from a fresh warehouse every row a
+    # The example syncs ran into the sandbox's Salesforce and Zoho: from a fresh warehouse every row a
     # query selects is pushed or rejected (over two days of data, a contact whose client was not
     # updated lately points at an account the org does not have yet: a true rejection).
     specs = load_syncs()
-    assert set(summary.syncs) == {f"salesforce.{s.name}" for s in specs}
+    assert set(summary.syncs) == {".".join(s.asset_key) for s in specs}
     with duckdb.connect(str(tmp_path / "crm.duckdb"), read_only=True) as conn:
         for spec in specs:
             selected = conn.execute(f"select count(*) from ({spec.query})").fetchone()[0]
-            sync_summary = summary.syncs[f"salesforce.{spec.name}"]
+            sync_summary = summary.syncs[".".join(spec.asset_key)]
             assert sync_summary.pushed + sync_summary.rejected == selected, spec.name
             assert (sync_summary.passed, sync_summary.failed) == (
                 (["no_rejections"], []) if sync_summary.rejected == 0 else ([], ["no_rejections"])

@@ -32,9 +32,17 @@ def _open_salesforce(resource: Any, spec: SyncSpec) -> AbstractContextManager[De
     return open_salesforce(resource, spec)
 
 
-# How each destination opens a writer for a run, from its resource (bound to the same key).
+def _open_zoho(resource: Any, spec: SyncSpec) -> AbstractContextManager[Destination]:
+    from crm_assets.destinations.zoho import open_zoho
+
+    return open_zoho(resource, spec)
+
+
+# How each destination opens a writer for a run, from its resource (bound to the same key: the
+# Zoho source's `zoho` resource writes Zoho syncs too).
 OPENERS: dict[str, Callable[[Any, SyncSpec], AbstractContextManager[Destination]]] = {
     "salesforce": _open_salesforce,
+    "zoho": _open_zoho,
 }
 
 
@@ -42,10 +50,17 @@ def _description(spec: SyncSpec) -> str:
     how = {
         "append": "inserts every new or changed row",
         "truncate": "deletes every record, then inserts the result",
-        "update": f"upserts on `{spec.key}`" if spec.upsert else "updates records by `Id`",
+        "update": f"upserts on `{spec.key}`" if spec.upsert else f"updates records by `{spec.match_key}`",
     }[spec.mode]
+    zoho = ""
+    if spec.destination == "zoho":
+        zoho = (
+            f" Workflow rules {'run' if spec.trigger_workflow else 'do not run'}; null columns "
+            f"{'clear their fields' if spec.include_nulls else 'leave their fields unchanged'}."
+        )
     return (
-        f"Pushes the query's rows into {spec.destination} `{spec.object}`: {how}. Only rows changed since "
+        f"Pushes the query's rows into {spec.destination} `{spec.object}`: {how}.{zoho} "
+        "Only rows changed since "
         f"their last successful push are sent{' (truncate: all)' if spec.mode == 'truncate' else ''}.\n\n"
         f"```sql\n{spec.query.strip()}\n```"
     )

@@ -56,8 +56,9 @@ class Destination(Protocol):
     api_calls: int
     batches: int
 
-    def preflight(self, spec: SyncSpec, columns: list[str]) -> dict[str, str]:
-        """Map each result column to the destination's field name, or raise naming every bad one."""
+    def preflight(self, spec: SyncSpec, columns: list[str], types: list[str]) -> dict[str, str]:
+        """Map each result column (of DuckDB type `types[i]`) to the destination's field name,
+        or raise naming every bad one."""
 
     def existing_ids(self, spec: SyncSpec) -> Iterator[str]:
         """Ids of every record of the object (truncate mode deletes them)."""
@@ -152,7 +153,7 @@ def run_sync(
                 with open_destination(spec) as destination:
                     redact = destination.redact
                     try:
-                        fields = destination.preflight(spec, read.columns)
+                        fields = destination.preflight(spec, read.columns, read.types)
                         log(f"{spec.name}: {read.selected} rows selected, {read.to_send} to send")
                         if spec.mode == "truncate":
                             counts.deleted = _truncate(spec, destination, counts, sleep)

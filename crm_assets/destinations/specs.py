@@ -23,6 +23,10 @@ MODES = ("append", "truncate", "update")
 CONCURRENCY = ("parallel", "serial")
 # Records per request each destination accepts: Salesforce Bulk 1.0 batches, Zoho record calls.
 MAX_BATCH_SIZE = {"salesforce": 10_000, "zoho": 100}
+# The field that holds a record's own id, which an update without upsert matches on.
+RECORD_ID = {"salesforce": "Id", "zoho": "id"}
+# Zoho's records API inserts, updates and upserts; deleting a whole module is not offered.
+DESTINATION_MODES = {"salesforce": MODES, "zoho": ("append", "update")}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _API_VERSION = re.compile(r"^\d{2}\.0$")
 
@@ -63,7 +67,7 @@ class SyncSpec:
         """The column that finds an existing record in update mode: the upsert key, or Id."""
         if self.mode != "update":
             return None
-        return self.key or "Id"
+        return self.key or RECORD_ID[self.destination]
 
     @property
     def row_key(self) -> str | None:
@@ -127,14 +131,19 @@ def parse_sync(entry: Any, where: str) -> SyncSpec:
     mode = values.get("mode", "append")
     if mode not in MODES:
         raise fail("mode", f"unknown mode {mode!r} (known: {', '.join(MODES)})")
+    if mode not in DESTINATION_MODES[destination]:
+        supported = ", ".join(DESTINATION_MODES[destination])
+        raise fail("mode", f"{destination} syncs support {supported}, not {mode}")
     if values.get("upsert") and mode != "update":
         raise fail("upsert", f"applies to mode update only, not {mode}")
     if values.get("upsert") and not values.get("key"):
         raise fail("key", "upsert needs the external id field that matches records")
-    if mode == "update" and not values.get("upsert") and values.get("key", "Id") != "Id":
+    record_id = RECORD_ID[destination]
+    if mode == "update" and not values.get("upsert") and values.get("key", record_id) != record_id:
         raise fail(
             "key",
-            f"an update without upsert matches records by Id; set upsert: true to match on {values['key']}",
+            f"an update without upsert matches records by {record_id}; "
+            f"set upsert: true to match on {values['key']}",
         )
     if values.get("hard_delete") and mode != "truncate":
         raise fail("hard_delete", f"applies to mode truncate only, not {mode}")
@@ -158,6 +167,8 @@ def parse_sync(entry: Any, where: str) -> SyncSpec:
     for zoho_only in ("trigger_workflow", "include_nulls"):
         if values.get(zoho_only) and destination != "zoho":
             raise fail(zoho_only, "applies to zoho syncs only")
+    if "api_version" in values and destination != "salesforce":
+        raise fail("api_version", "applies to salesforce syncs only (the Zoho records API is v8)")
     values.setdefault("batch_size", min(10_000, limit))
     try:
         tables = source_tables(values["query"])

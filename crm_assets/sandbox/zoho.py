@@ -33,7 +33,8 @@ Lists are in id order. An empty result, or a page past the end, is 204 with an e
 ``per_page`` out of range, an unknown ``type``, malformed ``filters`` or ``If-Modified-Since`` answer
 400 ``INVALID_DATA`` with ``details.param_name`` (or ``header_name``); an unknown id 400
 ``INVALID_DATA`` "the id given seems to be invalid"; an unknown path 404 ``INVALID_URL_PATTERN``;
-other methods 405 ``INVALID_REQUEST_METHOD``; a table named in the admin setting ``scope_missing``
+other methods 405 ``INVALID_REQUEST_METHOD``; module records (``/settings/fields``, ``/<Module>``,
+``/<Module>/upsert``) are ``zoho_records``'s, and every POST/PUT body is kept in the request log; a table named in the admin setting ``scope_missing``
 401 ``OAUTH_SCOPE_MISMATCH`` (the token lacks that table's scope, §1.6). All errors are ``{code, details, message, status}``.
 
 Limits come from the shared fault injector under the name ``zoho`` (after authentication):
@@ -58,7 +59,8 @@ from crm_assets.sandbox import zoho_reference as ref
 from crm_assets.sandbox.server import FaultInjector, Request, Response, fault_response, json_response
 from crm_assets.sandbox.zoho_accounts import RequestLog, TokenStore, ZohoAccountsEmulator
 from crm_assets.sandbox.zoho_admin import ZohoAdmin
-from crm_assets.sandbox.zoho_data import Dataset
+from crm_assets.sandbox.zoho_data import Dataset, module_fields
+from crm_assets.sandbox.zoho_records import ModuleRecords, owns
 
 Record = dict[str, Any]
 PREFIX = f"/crm/{ref.API_VERSION}"
@@ -115,6 +117,7 @@ class ZohoEmulator(ZohoAdmin):
         self.tables: dict[str, list[Record]] = {t: sorted(rows, key=lambda r: int(r["id"])) for t, rows in data.tables.items()}
         self.user_types = _user_types(data.admin["id"])
         self.admin_user = data.admin
+        self.records = ModuleRecords(module_fields(), self.tables["users"])
         self.modifications = 0
         errors = [e for table, rows in self.tables.items() for r in rows
                   for e in ref.shape_errors(r, ref.RECORDS[table], f"{table} id={r['id']}")]
@@ -131,9 +134,14 @@ class ZohoEmulator(ZohoAdmin):
         headers = {h: request.headers.get(h) for h in LOGGED_HEADERS if request.headers.get(h) is not None}
         scheme = (request.headers.get("Authorization") or "").partition(" ")[0]
         route = ID_SEGMENT.sub("/{id}", path)
-        self.log.add({"api": "crm", "method": request.method, "path": path, "query": list(request.query),
-                      "headers": headers, "auth_scheme": scheme or None, "status": answer.status},
-                     f"crm {request.method} {route}")
+        entry = {"api": "crm", "method": request.method, "path": path, "query": list(request.query),
+                 "headers": headers, "auth_scheme": scheme or None, "status": answer.status}
+        if request.method in ("POST", "PUT") and request.body:
+            try:
+                entry["body"] = json.loads(request.body)
+            except ValueError:
+                entry["body"] = request.body.decode("utf-8", "replace")
+        self.log.add(entry, f"crm {request.method} {route}")
         return answer
 
     def _answer(self, request: Request, path: str) -> Response:
@@ -141,9 +149,10 @@ class ZohoEmulator(ZohoAdmin):
             return _not_found()
         path = path[len(PREFIX):]
         table, record_id = self._route(path)
-        if table is None and path != "/users/actions/count":
+        records_route = table is None and owns(path)
+        if table is None and not records_route and path != "/users/actions/count":
             return _not_found()
-        if request.method not in ("GET", "HEAD"):
+        if not records_route and request.method not in ("GET", "HEAD"):
             return json_response(405, ref.error_body("INVALID_REQUEST_METHOD", "The http request method type is not a valid one"))
         scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
         if scheme != "Zoho-oauthtoken" or not token.strip():
@@ -161,6 +170,8 @@ class ZohoEmulator(ZohoAdmin):
             if crowded or fault is not None:
                 return self._fault(fault, crowded)
             with self.lock:
+                if records_route:
+                    return self.records.serve(request, path)
                 if path == "/users/actions/count":
                     return json_response(200, {"count": str(len(self._users(request)))})
                 return self._serve(request, table, record_id)

@@ -40,7 +40,7 @@ from crm_assets.sandbox.server import BadRequest, Request, Response, json_respon
 CLIENT_ID = "1000.SANDBOX7Q2ZOHOCLIENT0000000"
 CLIENT_SECRET = "sbx-zoho-client-secret-4e7a91c2d05b"
 SCOPE = ("ZohoCRM.org.READ ZohoCRM.users.READ ZohoCRM.settings.currencies.READ ZohoCRM.settings.profiles.READ "
-         "ZohoCRM.settings.roles.READ ZohoCRM.settings.territories.READ")
+         "ZohoCRM.settings.roles.READ ZohoCRM.settings.territories.READ ZohoCRM.settings.fields.READ ZohoCRM.modules.ALL")
 EXPIRES_IN = 3600
 CODE_LIFETIME = 180
 MAX_LIVE_ACCESS_TOKENS = 30  # per refresh token; minting the 31st deletes the oldest (§1.4)

@@ -16,7 +16,9 @@
   ``... invalid_code`` ...) and token state; ``GET requests[?api=crm|accounts]`` — the request log
   (method, path, query, ``If-Modified-Since``/``User-Agent`` headers, the auth scheme, status; token
   request parameters other than ``grant_type``, ``redirect_uri`` and ``scope`` show as
-  ``<redacted>``); ``POST stats/reset`` clears both. ``GET info``.
+  ``<redacted>``; POST/PUT bodies of the records API whole); ``POST stats/reset`` clears both. ``GET info``.
+- Module records (``zoho_records``): ``GET modules/<Module>`` every record as stored,
+  ``GET modules/automations`` what each write ran, ``POST modules/reset`` empties every module.
 - Tokens (``zoho_accounts``): ``GET tokens``, ``GET tokens/issued``; ``POST tokens/expire``
   ``{access_token?}`` (every live one by default; its answer had said ``expires_in: 3600``),
   ``POST tokens/revoke`` ``{refresh_token?}`` (every one by default, with its access tokens),
@@ -56,8 +58,11 @@ class ZohoAdmin:
     user_types: dict[str, Any]
     admin_user: Record
     modifications: int
+    records: Any
 
     def handle_admin(self, request: Request, path: str) -> Response:
+        if path.startswith("/modules/"):
+            return self.records.admin(request, path[len("/modules"):])
         if path.startswith("/records/") and request.method == "GET":
             return self._records(path[len("/records/"):], request.param("type"))
         if path == "/modify" and request.method == "POST":

@@ -240,4 +240,57 @@ class Dataset:
         return self.tables["users"][0]["email"]
 
 
-__all__ = ["HISTORY_DAYS", "OFFSETS", "Dataset", "stamp"]
+# The org's module layouts for the records API (§3.5: ``GET /settings/fields?module=``): system
+# fields, standard fields and the custom fields this org added (``Harvest_*``, ``Client_Since``);
+# ``Harvest_Client_Id`` and ``Harvest_Contact_Id`` are unique, so upserts can match on them (§3.2).
+# Row: api_name, data_type, length, flags (m = system mandatory, r = read only, u = unique), lookup module.
+_SYSTEM_FIELDS = (("Owner", "ownerlookup", None, "", None), ("Created_By", "ownerlookup", None, "r", None),
+                  ("Modified_By", "ownerlookup", None, "r", None), ("Created_Time", "datetime", None, "r", None),
+                  ("Modified_Time", "datetime", None, "r", None))
+_MODULE_LAYOUTS: dict[str, tuple[tuple[str, str, int | None, str, str | None], ...]] = {
+    "Accounts": (("Account_Name", "text", 200, "m", None), ("Account_Number", "text", 40, "", None),
+                 ("Account_Type", "picklist", 120, "", None), ("Industry", "picklist", 120, "", None),
+                 ("Annual_Revenue", "currency", 16, "", None), ("Employees", "integer", 9, "", None),
+                 ("Phone", "phone", 30, "", None), ("Website", "website", 255, "", None),
+                 ("Billing_Street", "text", 250, "", None), ("Billing_City", "text", 30, "", None),
+                 ("Billing_Country", "text", 30, "", None), ("Description", "textarea", 32000, "", None),
+                 ("Parent_Account", "lookup", None, "", "Accounts"), ("Tag", "multiselectpicklist", None, "", None),
+                 ("Harvest_Client_Id", "text", 20, "u", None), ("Harvest_Currency", "text", 3, "", None),
+                 ("Harvest_Active", "boolean", None, "", None), ("Client_Since", "date", None, "", None),
+                 ("Harvest_Updated_At", "datetime", None, "", None), ("Account_Code", "autonumber", 20, "r", None)),
+    "Contacts": (("First_Name", "text", 40, "", None), ("Last_Name", "text", 80, "m", None),
+                 ("Email", "email", 100, "", None), ("Phone", "phone", 30, "", None), ("Mobile", "phone", 30, "", None),
+                 ("Title", "text", 100, "", None), ("Account_Name", "lookup", None, "", "Accounts"),
+                 ("Date_of_Birth", "date", None, "", None), ("Harvest_Contact_Id", "text", 20, "u", None)),
+    "Leads": (("First_Name", "text", 40, "", None), ("Last_Name", "text", 80, "m", None),
+              ("Company", "text", 200, "m", None), ("Email", "email", 100, "", None),
+              ("Lead_Source", "picklist", 120, "", None), ("Annual_Revenue", "currency", 16, "", None),
+              ("No_of_Employees", "integer", 9, "", None)),
+    "Deals": (("Deal_Name", "text", 120, "m", None), ("Stage", "picklist", 120, "m", None),
+              ("Closing_Date", "date", None, "", None), ("Amount", "currency", 16, "", None),
+              ("Probability", "percent", 3, "", None), ("Account_Name", "lookup", None, "", "Accounts")),
+}
+_JSON_TYPES = {"integer": "integer", "double": "double", "currency": "double", "decimal": "double", "percent": "double",
+               "boolean": "boolean", "lookup": "jsonobject", "ownerlookup": "jsonobject", "userlookup": "jsonobject",
+               "multiselectpicklist": "jsonarray"}
+
+
+def module_fields() -> dict[str, list[Record]]:
+    """Each module's field metadata, as ``GET /crm/v8/settings/fields?module=<Module>`` lists it."""
+    out: dict[str, list[Record]] = {}
+    for module, layout in _MODULE_LAYOUTS.items():
+        fields = []
+        for serial, (name, kind, length, flags, lookup) in enumerate((*layout, *_SYSTEM_FIELDS)):
+            fields.append({
+                "id": str(ID_BASE + 900_000_000_000 + 1000 * len(out) + serial), "api_name": name,
+                "field_label": name.replace("_", " "), "data_type": kind, "json_type": _JSON_TYPES.get(kind, "string"),
+                "length": length, "system_mandatory": "m" in flags, "read_only": "r" in flags,
+                "field_read_only": "r" in flags, "custom_field": name.startswith(("Harvest_", "Client_Since")),
+                "unique": {"casesensitive": False} if "u" in flags else {},
+                "lookup": {"module": {"api_name": lookup}} if lookup else {},
+            })
+        out[module] = fields
+    return out
+
+
+__all__ = ["HISTORY_DAYS", "OFFSETS", "Dataset", "module_fields", "stamp"]

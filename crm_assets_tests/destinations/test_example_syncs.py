@@ -29,7 +29,7 @@ def test_the_example_syncs_write_the_org_equal_to_their_queries(sfsb, warehouse_
         selection=TABLES,
         assets=harvest_assets_from(start),
     )
-    specs = load_syncs()
+    specs = [s for s in load_syncs() if s.destination == "salesforce"]  # Zoho's: test_zoho_sync
     result = run_syncs(specs, warehouse_path, salesforce_resource(sfsb.env))
     accounts = {r["Id"]: r for r in sfsb.salesforce_records("Account")}
     for spec in specs:

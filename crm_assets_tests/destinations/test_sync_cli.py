@@ -46,7 +46,7 @@ def test_the_dagster_cli_materializes_every_sync_without_leaving_a_secret(sfsb, 
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for spec in load_syncs():
+    for spec in [s for s in load_syncs() if s.destination == "salesforce"]:
         rows = query_rows(warehouse_path, spec.query)
         assert len(sfsb.salesforce_records(spec.object)) == len(rows) > 0, spec.name
     secrets = [

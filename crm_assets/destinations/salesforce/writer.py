@@ -64,7 +64,7 @@ class SalesforceDestination:
 
     # ---- pre-flight ----------------------------------------------------------------------
 
-    def preflight(self, spec: SyncSpec, columns: list[str]) -> dict[str, str]:
+    def preflight(self, spec: SyncSpec, columns: list[str], types: list[str] | None = None) -> dict[str, str]:
         """Each result column mapped to the object's field name; every misfit listed at once.
 
         A column ``Rel.Ext__c`` sets a lookup through the related record's external id (Bulk
