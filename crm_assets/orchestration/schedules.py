@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 
@@ -25,9 +26,9 @@ INTRADAY_CRON = "45 * * * *"
 
 
 def day_key(partitions_def: dg.DailyPartitionsDefinition, instant: datetime) -> str:
-    """The key of the daily partition that holds `instant`."""
-    window = partitions_def.time_window_for_timestamp(instant.timestamp())
-    return partitions_def.get_partition_key_for_timestamp(window.start.timestamp())
+    """The key of the daily partition that holds `instant` (days start at midnight in the
+    partitions' time zone, as the sources' partitions do)."""
+    return instant.astimezone(ZoneInfo(partitions_def.timezone)).strftime(partitions_def.fmt)
 
 
 def _source_partitions(assets: dg.AssetsDefinition) -> dg.DailyPartitionsDefinition:
@@ -57,10 +58,9 @@ def daily_schedule(source: str, assets: dg.AssetsDefinition, cron: str = DAILY_C
     def _daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         now = context.scheduled_execution_time
         today = day_key(partitions_def, now)
-        yesterday = max(day_key(partitions_def, now - timedelta(days=1)), partitions_def.start.date().isoformat())
+        yesterday = max(day_key(partitions_def, now - timedelta(days=1)), day_key(partitions_def, partitions_def.start))
         return dg.RunRequest(
             run_key=f"{source}_daily:{today}",
-            asset_selection=keys,
             tags={RANGE_START_TAG: yesterday, RANGE_END_TAG: today},
         )
 
@@ -87,7 +87,6 @@ def intraday_schedule(
         now = context.scheduled_execution_time
         return dg.RunRequest(
             run_key=f"{source}_intraday:{now.isoformat()}",
-            asset_selection=keys,
             partition_key=day_key(partitions_def, now),
         )
 
