@@ -38,7 +38,8 @@ def surface() -> dict:
         }
     repository = defs.get_repository_def()
     schedules = {
-        s.name: {"cron": s.cron_schedule, "default_status": s.default_status.value} for s in repository.schedule_defs
+        s.name: {"cron": s.cron_schedule, "default_status": s.default_status.value}
+        for s in repository.schedule_defs
     }
     sensors = {s.name: {"default_status": s.default_status.value} for s in repository.sensor_defs}
     return {"assets": assets, "resources": sorted(defs.resources), "schedules": schedules, "sensors": sensors}

@@ -25,6 +25,7 @@ from crm_assets.catalog import Catalog, Stream
 from crm_assets.orchestration.probes import PROBES, Probe
 from crm_assets.orchestration.schedules import day_key
 from crm_assets.sources.errors import FatalSourceError, SourceError
+from crm_assets.warehouse import Warehouse
 
 # A sensor tick must end within a minute: wait this long for the warehouse, else skip the tick.
 WAREHOUSE_WAIT_SECONDS = 15.0
@@ -50,9 +51,9 @@ def tables_to_load(catalog: Catalog, changed: Sequence[Stream]) -> list[str]:
     return names
 
 
-def warehouse_cursors(warehouse: object, streams: Sequence[Stream]) -> dict[str, datetime | None]:
+def warehouse_cursors(warehouse: Warehouse, streams: Sequence[Stream]) -> dict[str, datetime | None]:
     """Each stream's cursor from ``crm_assets_state.stream_state`` (None: never loaded)."""
-    quick = warehouse.model_copy(update={"lock_timeout_seconds": WAREHOUSE_WAIT_SECONDS})  # type: ignore[attr-defined]
+    quick = warehouse.model_copy(update={"lock_timeout_seconds": WAREHOUSE_WAIT_SECONDS})
     with quick.session() as session:
         session.ensure_state_tables()
         return {s.name: session.cursor(s) for s in streams}
@@ -109,12 +110,15 @@ def change_sensor(catalog: Catalog, assets: dg.AssetsDefinition) -> dg.SensorDef
                 except SourceError as exc:  # already redacted; the other tables still count
                     context.log.warning(f"{stream.table}: not probed this tick: {exc}")
         changed, cursor = compare(probes, previous)
+        probed = {p.stream.name for p in probes}
         for name, signature in previous.items():  # keep what a failed probe could not renew
-            if name not in {p.stream.name for p in probes}:
+            if name not in probed:
                 cursor[name] = signature
         next_cursor = json.dumps(cursor, sort_keys=True)
         if not changed:
-            return dg.SensorResult(skip_reason=f"no {source} table changed since its cursor", cursor=next_cursor)
+            return dg.SensorResult(
+                skip_reason=f"no {source} table changed since its cursor", cursor=next_cursor
+            )
         names = tables_to_load(catalog, changed)
         today = day_key(partitions_def, datetime.now(UTC))  # type: ignore[arg-type]
         run_key = hashlib.sha256(f"{today}:{next_cursor}:{names}".encode()).hexdigest()[:24]

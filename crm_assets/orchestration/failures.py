@@ -142,7 +142,10 @@ def pause_sync(
 
 
 def pauses_due(
-    context: dg.RunFailureSensorContext, log: OperationsLog, syncs: dict[str, SyncSpec], rows: Sequence[FailureRow]
+    context: dg.RunFailureSensorContext,
+    log: OperationsLog,
+    syncs: dict[str, SyncSpec],
+    rows: Sequence[FailureRow],
 ) -> list[tuple[SyncSpec, list[str]]]:
     """The syncs failing in this run whose configuration streak reached :data:`PAUSE_AFTER`."""
     due = []
@@ -170,7 +173,8 @@ def build_failure_sensor(specs: Sequence[SyncSpec]) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Records each failed run in crm_assets_state.run_failures, tags it, posts to "
-            "CRM_ASSETS_ALERT_WEBHOOK when set, and pauses a sync failing 3 times in a row on its configuration."
+            "CRM_ASSETS_ALERT_WEBHOOK when set, and pauses a sync failing 3 times in a row on its "
+            "configuration."
         ),
     )
     def record_run_failures(context: dg.RunFailureSensorContext, warehouse: Warehouse) -> None:

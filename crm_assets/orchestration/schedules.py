@@ -58,7 +58,8 @@ def daily_schedule(source: str, assets: dg.AssetsDefinition, cron: str = DAILY_C
     def _daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
         now = context.scheduled_execution_time
         today = day_key(partitions_def, now)
-        yesterday = max(day_key(partitions_def, now - timedelta(days=1)), day_key(partitions_def, partitions_def.start))
+        first_day = day_key(partitions_def, partitions_def.start)
+        yesterday = max(day_key(partitions_def, now - timedelta(days=1)), first_day)
         return dg.RunRequest(
             run_key=f"{source}_daily:{today}",
             tags={RANGE_START_TAG: yesterday, RANGE_END_TAG: today},

@@ -1,9 +1,9 @@
-"""One sandbox, one warehouse and one (in-memory) Dagster instance for the orchestration tests.
+"""One sandbox, one warehouse and one in-memory Dagster instance for the orchestration tests.
 
 The warehouse starts in step with the sandbox: Harvest and Zoho partitions begin yesterday, and
 loading that first partition reads every record (it has no lower bound; the sandbox's data
-ends before today), so every table has its cursor. A test that changes the sandbox runs what it requested, leaving the
-warehouse in step again for the next one.
+ends before today), so every table has its cursor. A test that changes the sandbox runs what
+it requested, leaving the warehouse in step again for the next one.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ class World:
     yesterday: str
     today: str
 
-    def run(self, request: dg.RunRequest, assets: dg.AssetsDefinition, **options) -> dg.ExecuteInProcessResult:
+    def run(
+        self, request: dg.RunRequest, assets: dg.AssetsDefinition, **options
+    ) -> dg.ExecuteInProcessResult:
         """Execute a schedule's or sensor's run request as one real run."""
         return dg.materialize(
             [assets],

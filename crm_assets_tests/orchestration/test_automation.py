@@ -40,12 +40,15 @@ def test_a_sync_is_requested_after_its_upstream_table_materializes_with_passing_
     with duckdb.connect(world.warehouse_path) as conn:
         conn.execute("INSERT INTO harvest.clients SELECT * FROM harvest.clients LIMIT 1")
     assert not world.run(clients, world.harvest_assets, raise_on_error=False).success
-    after_bad = dg.evaluate_automation_conditions(graph, instance=world.instance, cursor=nothing_new.cursor)
+    after_bad = dg.evaluate_automation_conditions(
+        graph, instance=world.instance, cursor=nothing_new.cursor
+    )
     assert requested(after_bad, sync_keys) == set()
 
     with duckdb.connect(world.warehouse_path) as conn:
         conn.execute(
-            "DELETE FROM harvest.clients WHERE rowid NOT IN (SELECT min(rowid) FROM harvest.clients GROUP BY id)"
+            "DELETE FROM harvest.clients "
+            "WHERE rowid NOT IN (SELECT min(rowid) FROM harvest.clients GROUP BY id)"
         )
     assert world.run(clients, world.harvest_assets).success
     after_good = dg.evaluate_automation_conditions(graph, instance=world.instance, cursor=after_bad.cursor)

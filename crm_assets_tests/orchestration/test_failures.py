@@ -3,12 +3,15 @@ failing on its configuration."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -75,82 +78,103 @@ def rows(path: str, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
+@contextlib.contextmanager
+def instance_dir(tmp_path: Path) -> Iterator[str]:
+    """A folder for the test's SQLite instance: in memory where the system offers one (much faster)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir():
+        with tempfile.TemporaryDirectory(dir=shm) as folder:
+            yield folder
+    else:
+        yield str(tmp_path)
+
+
+def remote_sync_instigators(instance: dg.DagsterInstance) -> tuple[Any, Any]:
+    """The sync's schedule and automation sensor as the daemon sees them: loaded from the code location."""
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(module_name="crm_assets.definitions", working_directory=str(ROOT)),
+        location_name="crm_assets",
+    )
+    with origin.create_location(instance) as location:
+        (repository,) = location.get_repositories().values()
+        return repository.get_schedule(f"{SYNC}_schedule"), repository.get_sensor(f"{SYNC}_automation")
+
+
 def test_configuration_failures_are_recorded_posted_and_pause_the_sync(
     world: World, webhook: Webhook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     specs = load_syncs()
     key = dg.AssetKey(["salesforce", SYNC])
+    step = key.to_python_identifier()
     syncs = build_sync_definitions(specs)
     env = world.sandbox.env
     refused = SalesforceResource(
-        login_url=env["SALESFORCE_LOGIN_URL"], ca_bundle=env["SALESFORCE_CA_BUNDLE"],
-        username=env["SALESFORCE_USERNAME"], password=WRONG_PASSWORD, security_token=env["SALESFORCE_SECURITY_TOKEN"],
+        login_url=env["SALESFORCE_LOGIN_URL"],
+        ca_bundle=env["SALESFORCE_CA_BUNDLE"],
+        username=env["SALESFORCE_USERNAME"],
+        password=WRONG_PASSWORD,
+        security_token=env["SALESFORCE_SECURITY_TOKEN"],
     )
     monkeypatch.setenv("SALESFORCE_PASSWORD", WRONG_PASSWORD)  # a secret the messages must not show
     warehouse = Warehouse(duckdb=DuckDBResource(database=world.warehouse_path))
+    resources = {"warehouse": warehouse, "salesforce": refused}
     sensor = build_failure_sensor(specs)
 
-    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-        # The operator has switched the sync's schedule and automation sensor on.
-        origin = InProcessCodeLocationOrigin(
-            LoadableTargetOrigin(module_name="crm_assets.definitions", working_directory=str(ROOT)),
-            location_name="crm_assets",
-        )
-        with origin.create_location(instance) as location:
-            (repository,) = location.get_repositories().values()
-            schedule = repository.get_schedule(f"{SYNC}_schedule")
-            automation = repository.get_sensor(f"{SYNC}_automation")
-        instance.start_schedule(schedule)
+    with instance_dir(tmp_path) as folder, dg.instance_for_test(temp_dir=folder) as instance:
+        schedule, automation = remote_sync_instigators(instance)
+        instance.start_schedule(schedule)  # the operator switched both on
         instance.start_sensor(automation)
 
-        cursor = None
-
-        def fail_once() -> dg.ExecuteInProcessResult:
-            nonlocal cursor
-            result = dg.materialize(
-                syncs.assets, selection=[key], resources={"warehouse": warehouse, "salesforce": refused},
-                instance=instance, raise_on_error=False,
-            )
-            assert not result.success
-            with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"warehouse": warehouse}) as ctx:
-                tick = sensor.evaluate_tick(ctx)
-            cursor = tick.cursor
-            assert [r.error for r in tick.dagster_run_reactions] == [None]  # the sensor itself did not fail
-            return result
-
-        with dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}) as ctx:
-            cursor = sensor.evaluate_tick(ctx).cursor  # the first tick only sets the cursor
-
-        def status(remote) -> InstigatorStatus:
+        def status(remote: Any) -> InstigatorStatus:
             return instance.get_instigator_state(remote.get_remote_origin_id(), remote.selector_id).status
 
-        # A webhook that cannot be reached is logged, never raised; the failure is still recorded.
-        monkeypatch.setenv(ALERT_WEBHOOK, unused_url())
-        first = fail_once()
-        (row,) = rows(
-            world.warehouse_path,
-            f"SELECT step, job, failure_kind, error FROM crm_assets_state.run_failures WHERE run_id = '{first.run_id}'",
-        )
-        assert row[0] == key.to_python_identifier() and row[2] == "configuration"
-        assert "Salesforce login refused" in row[3] and WRONG_PASSWORD not in row[3]
-        assert instance.get_run_by_id(first.run_id).tags["crm_assets/failure_kind"] == "configuration"
+        def tick(cursor: str | None) -> dg.SensorExecutionData:
+            with dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources={"warehouse": warehouse}
+            ) as context:
+                return sensor.evaluate_tick(context)
 
-        monkeypatch.setenv(ALERT_WEBHOOK, webhook.url)
-        for _ in range(PAUSE_AFTER - 2):
-            fail_once()
-        assert status(schedule) == status(automation) == InstigatorStatus.RUNNING
-        assert len(webhook.posts) == PAUSE_AFTER - 2
+        cursor = tick(None).cursor  # the first tick only sets the cursor
+        run_ids = []
+        for attempt in range(PAUSE_AFTER):
+            # The first alert goes to a webhook that cannot be reached: logged, never raised.
+            monkeypatch.setenv(ALERT_WEBHOOK, webhook.url if attempt else unused_url())
+            result = dg.materialize(
+                syncs.assets, selection=[key], resources=resources, instance=instance,
+                raise_on_error=False,
+            )
+            assert not result.success
+            run_ids.append(result.run_id)
+            ticked = tick(cursor)
+            cursor = ticked.cursor
+            assert [r.error for r in ticked.dagster_run_reactions] == [None]
+            tags = instance.get_run_by_id(result.run_id).tags
+            assert tags["crm_assets/failure_kind"] == "configuration"
+            if attempt < PAUSE_AFTER - 1:
+                assert status(schedule) == status(automation) == InstigatorStatus.RUNNING
 
-        last = fail_once()
-        post = webhook.posts[-1]
-        assert post["run_id"] == last.run_id and post["failure_kind"] == "configuration"
-        assert post["paused_syncs"] == [SYNC]
-        assert WRONG_PASSWORD not in json.dumps(webhook.posts)
         assert status(schedule) == status(automation) == InstigatorStatus.STOPPED
+        assert tags["crm_assets/paused_syncs"] == SYNC
         (observation,) = instance.fetch_observations(key, limit=1).records
-        assert "paused after 3 configuration failures" in observation.asset_observation.description
-        ((failures, run_ids),) = rows(
-            world.warehouse_path, f"SELECT failures, run_ids FROM crm_assets_state.sync_pauses WHERE sync = '{SYNC}'"
-        )
-        assert failures == PAUSE_AFTER and run_ids.split(",")[0] == last.run_id
-        assert rows(world.warehouse_path, "SELECT count(*) FROM crm_assets_state.run_failures")[0][0] >= PAUSE_AFTER
+        notice = observation.asset_observation.description
+        assert f"paused after {PAUSE_AFTER} configuration failures" in notice
+
+    recorded = rows(
+        world.warehouse_path,
+        f"SELECT run_id, step, failure_kind, error FROM crm_assets_state.run_failures "
+        f"WHERE step = '{step}' ORDER BY failed_at",
+    )
+    assert [r[0] for r in recorded] == run_ids
+    for _, _, kind, error in recorded:
+        assert kind == "configuration" and "Salesforce login refused" in error
+        assert WRONG_PASSWORD not in error
+    ((failures, paused_runs),) = rows(
+        world.warehouse_path,
+        f"SELECT failures, run_ids FROM crm_assets_state.sync_pauses WHERE sync = '{SYNC}'",
+    )
+    assert failures == PAUSE_AFTER and paused_runs.split(",") == run_ids[::-1]
+
+    assert [p["run_id"] for p in webhook.posts] == run_ids[1:]
+    assert [p["paused_syncs"] for p in webhook.posts] == [[]] * (PAUSE_AFTER - 2) + [[SYNC]]
+    assert webhook.posts[-1]["failures"][0]["step"] == step
+    assert WRONG_PASSWORD not in json.dumps(webhook.posts)

@@ -50,7 +50,8 @@ def test_record_edited_late_on_day_d_is_in_the_warehouse_after_the_next_daily_ti
     client = min(
         (c for c in sb.harvest_records("clients") if c["updated_at"] < late), key=lambda c: c["id"]
     )
-    sb.harvest_modify("clients", ids=[client["id"]], set={"name": "Edited late yesterday", "updated_at": late})
+    change = {"name": "Edited late yesterday", "updated_at": late}
+    sb.harvest_modify("clients", ids=[client["id"]], set=change)
     edited = next(c for c in sb.harvest_records("clients") if c["id"] == client["id"])
     assert edited["updated_at"] == late and edited["name"] == "Edited late yesterday"
 
