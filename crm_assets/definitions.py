@@ -11,9 +11,12 @@ from crm_assets.destinations.assets import build_sync_definitions
 from crm_assets.destinations.salesforce import SalesforceResource
 from crm_assets.destinations.salesforce.resource import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL
 from crm_assets.destinations.specs import load_syncs
+from crm_assets.orchestration.wiring import build_orchestration
+from crm_assets.sources.harvest import harvest_catalog
 from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets.sources.harvest.client import DEFAULT_API_URL, HarvestClient
 from crm_assets.sources.harvest.oauth import DEFAULT_ID_URL
+from crm_assets.sources.zoho import zoho_catalog
 from crm_assets.sources.zoho.assets import zoho_assets
 from crm_assets.sources.zoho.client import ZohoClient
 from crm_assets.sources.zoho.oauth import DEFAULT_ACCOUNTS_URL
@@ -84,6 +87,7 @@ def zoho_client() -> ZohoClient:
     )
 
 
+syncs = load_syncs()
 defs = dg.Definitions.merge(
     dg.Definitions(
         assets=[harvest_assets, zoho_assets],
@@ -94,5 +98,6 @@ defs = dg.Definitions.merge(
             "salesforce": salesforce_resource(),
         },
     ),
-    build_sync_definitions(load_syncs()),
+    build_sync_definitions(syncs),
+    build_orchestration([(harvest_catalog(), harvest_assets), (zoho_catalog(), zoho_assets)], syncs),
 )

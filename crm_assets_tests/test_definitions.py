@@ -34,8 +34,15 @@ def surface() -> dict:
             "checks": sorted(
                 (c.name, graph.get(c).blocking) for c in graph.asset_check_keys if c.asset_key == key
             ),
+            "automation": node.automation_condition.get_label() if node.automation_condition else None,
         }
-    return {"assets": assets, "resources": sorted(defs.resources)}
+    repository = defs.get_repository_def()
+    schedules = {
+        s.name: {"cron": s.cron_schedule, "default_status": s.default_status.value}
+        for s in repository.schedule_defs
+    }
+    sensors = {s.name: {"default_status": s.default_status.value} for s in repository.sensor_defs}
+    return {"assets": assets, "resources": sorted(defs.resources), "schedules": schedules, "sensors": sensors}
 
 
 def test_definitions_match_the_reviewed_snapshot():

@@ -1,4 +1,4 @@
-"""Sync specs as Dagster definitions: an asset, a rejections check and a schedule per sync.
+"""Sync specs as Dagster definitions: an asset and a rejections check per sync.
 
 The asset's upstream assets are the tables its SQL reads (see :mod:`.lineage`), and the syncs
 whose records its lookup columns point at (see :func:`lookup_deps`); running it
@@ -17,9 +17,16 @@ import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
 from crm_assets.destinations.lineage import result_names
-from crm_assets.destinations.machinery import Destination, PushFailure, run_sync
+from crm_assets.destinations.machinery import (
+    FAILURE_KIND,
+    Destination,
+    PushFailure,
+    SyncConfigurationError,
+    run_sync,
+)
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.tracking import REJECTIONS, SyncTracking
+from crm_assets.orchestration.automation import UPSTREAM_CHANGED
 
 OWNERS = ["team:data-platform"]
 GROUP = "reverse_etl"
@@ -90,6 +97,7 @@ def build_sync_asset(spec: SyncSpec, upstream_syncs: Sequence[dg.AssetKey] = ())
         owners=OWNERS,
         description=_description(spec),
         required_resource_keys={"warehouse", spec.destination},
+        automation_condition=UPSTREAM_CHANGED,
     )
     def _sync(context: AssetExecutionContext) -> dg.MaterializeResult:
         resource = getattr(context.resources, spec.destination)
@@ -104,7 +112,9 @@ def build_sync_asset(spec: SyncSpec, upstream_syncs: Sequence[dg.AssetKey] = ())
         except (PushFailure, ValueError) as exc:
             # Worded for the operator and redacted: shown as the run's one-line failure.
             counts = getattr(exc, "counts", None)
-            raise dg.Failure(description=str(exc), metadata=counts.metadata() if counts else None) from None
+            kind = "configuration" if isinstance(exc, SyncConfigurationError) else "error"
+            metadata = {**(counts.metadata() if counts else {}), FAILURE_KIND: kind}
+            raise dg.Failure(description=str(exc), metadata=metadata) from None
         return dg.MaterializeResult(metadata={**counts.metadata(), "object": spec.object, "mode": spec.mode})
 
     return _sync
@@ -132,17 +142,8 @@ def build_rejections_check(spec: SyncSpec) -> dg.AssetChecksDefinition:
 
 
 def build_sync_definitions(specs: Sequence[SyncSpec]) -> dg.Definitions:
-    """Assets, checks and schedules for `specs` (resources are bound by definitions.py)."""
+    """Assets and checks for `specs` (resources are bound by definitions.py; each sync's
+    schedule and automation sensor come from :mod:`crm_assets.orchestration`)."""
     assets = [build_sync_asset(s, lookup_deps(s, specs)) for s in specs]
     checks = [build_rejections_check(s) for s in specs]
-    schedules = [
-        dg.ScheduleDefinition(
-            name=f"{s.name}_schedule",
-            target=dg.AssetSelection.assets(dg.AssetKey(list(s.asset_key))),
-            cron_schedule=s.schedule,
-            execution_timezone="UTC",
-        )
-        for s in specs
-        if s.schedule
-    ]
-    return dg.Definitions(assets=assets, asset_checks=checks, schedules=schedules)
+    return dg.Definitions(assets=assets, asset_checks=checks)

@@ -42,6 +42,15 @@ class RowResult:
     transient: bool = False
 
 
+FAILURE_KIND = "failure_kind"  # the sync asset's failure metadata: "configuration" or "error"
+
+
+class SyncConfigurationError(Exception):
+    """Mixed into errors that only an operator can fix (credentials refused or missing, a field
+    missing or not writable): retrying changes nothing, so a sync failing this way again and
+    again is paused (see :mod:`crm_assets.orchestration.failures`)."""
+
+
 class PushFailure(RuntimeError):
     """The push could not finish: transient failures outlived the retries, or the destination
     refused the run. Outcomes already known are recorded before this is raised; `counts` holds

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from crm_assets.destinations.machinery import PushFailure
+from crm_assets.destinations.machinery import PushFailure, SyncConfigurationError
 
 if TYPE_CHECKING:
     from crm_assets.destinations.salesforce.api import SalesforceApi
@@ -31,7 +31,7 @@ DEFAULT_LOGIN_URL = "https://login.salesforce.com"
 DEFAULT_API_VERSION = "59.0"
 
 
-class SalesforceSetupError(PushFailure):
+class SalesforceSetupError(PushFailure, SyncConfigurationError):
     """Credentials missing, refused, or a session that cannot be renewed: nothing can be sent."""
 
 

@@ -20,7 +20,7 @@ from simple_salesforce.bulk import SFBulkType
 from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 from simple_salesforce.util import call_salesforce
 
-from crm_assets.destinations.machinery import RowResult, operation_of
+from crm_assets.destinations.machinery import RowResult, SyncConfigurationError, operation_of
 from crm_assets.destinations.salesforce.api import TRANSIENT_CODES, SalesforceApi, is_transient
 from crm_assets.destinations.salesforce.resource import SalesforceResource
 from crm_assets.destinations.specs import SyncSpec
@@ -29,7 +29,7 @@ from crm_assets.destinations.values import encode_records
 TERMINAL_BATCH_STATES = {"Completed", "Failed", "NotProcessed"}
 
 
-class PreflightError(ValueError):
+class PreflightError(ValueError, SyncConfigurationError):
     """The query's columns do not fit the object; raised before any record is sent."""
 
 
