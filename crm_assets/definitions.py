@@ -7,10 +7,12 @@ import os
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from crm_assets.code_links import link_assets_to_code, with_python_links
 from crm_assets.destinations.assets import build_sync_definitions
 from crm_assets.destinations.salesforce import SalesforceResource
 from crm_assets.destinations.salesforce.resource import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL
-from crm_assets.destinations.specs import load_syncs
+from crm_assets.destinations.specs import load_syncs, syncs_path
+from crm_assets.marts import marts_definitions
 from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets.sources.harvest.client import DEFAULT_API_URL, HarvestClient
 from crm_assets.sources.harvest.oauth import DEFAULT_ID_URL
@@ -86,7 +88,7 @@ def zoho_client() -> ZohoClient:
 
 defs = dg.Definitions.merge(
     dg.Definitions(
-        assets=[harvest_assets, zoho_assets],
+        assets=with_python_links([harvest_assets, zoho_assets]),
         resources={
             "harvest": harvest_client(),
             "zoho": zoho_client(),
@@ -94,5 +96,7 @@ defs = dg.Definitions.merge(
             "salesforce": salesforce_resource(),
         },
     ),
+    marts_definitions(),
     build_sync_definitions(load_syncs()),
 )
+defs = link_assets_to_code(defs, sync_files={"salesforce": syncs_path(), "zoho_crm": syncs_path()})
