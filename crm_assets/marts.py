@@ -69,6 +69,7 @@ def ensure_manifest(project_dir: Path = PROJECT_DIR) -> Path:
     with FileLock(target / ".parse.lock", timeout=600):
         if manifest_is_fresh(project_dir, manifest):  # another process parsed it meanwhile
             return manifest
+        newest = _newest_project_file(project_dir)
         scratch = Path(tempfile.mkdtemp(prefix="parse-", dir=target))
         try:
             env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_LOG_PATH": str(scratch)}
@@ -80,6 +81,9 @@ def ensure_manifest(project_dir: Path = PROJECT_DIR) -> Path:
             if parsed.returncode != 0:
                 raise RuntimeError(f"dbt parse of {project_dir} failed:\n{parsed.stdout}{parsed.stderr}")
             os.replace(scratch / "manifest.json", manifest)
+            # Fresh from now on even if a file's clock is ahead (a copy from another machine).
+            if manifest.stat().st_mtime < newest:
+                os.utime(manifest, (newest, newest))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return manifest
