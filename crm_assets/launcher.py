@@ -255,11 +255,14 @@ class RunSummary:
     succeeded: bool
     tables: dict[str, TableSummary]
     syncs: dict[str, SyncSummary] = field(default_factory=dict)
-    models: dict[str, TableSummary] = field(default_factory=dict)  # marts.<model>: rows and dbt tests
+    models: dict[str, TableSummary] = field(default_factory=dict)  # marts.<model>: rows, dbt tests
 
     @property
     def failed_checks(self) -> int:
-        return sum(len(t.failed) for t in [*self.tables.values(), *self.models.values(), *self.syncs.values()])
+        return sum(len(t.failed) for t in self._all())
+
+    def _all(self) -> list[TableSummary | SyncSummary]:
+        return [*self.tables.values(), *self.models.values(), *self.syncs.values()]
 
     @property
     def ok(self) -> bool:
@@ -277,9 +280,7 @@ class RunSummary:
             out.append(f"\n{'sync':42} {'pushed':>8} {'rejected':>8}  checks")
             for name, y in sorted(self.syncs.items()):
                 out.append(f"{name:42} {_count(y.pushed):>8} {_count(y.rejected):>8}  {_checks(y)}")
-        total = sum(
-            len(t.passed) + len(t.failed) for t in [*self.tables.values(), *self.models.values(), *self.syncs.values()]
-        )
+        total = sum(len(t.passed) + len(t.failed) for t in self._all())
         out.append(
             f"\nrun {self.run_id}: {'succeeded' if self.succeeded else 'FAILED'}; "
             f"{total} checks, {self.failed_checks} failed"

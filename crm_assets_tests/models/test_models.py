@@ -41,7 +41,8 @@ def test_the_models_land_in_schema_marts(loaded_warehouse, marts_build):
 def test_daily_project_hours_equal_the_time_entries_summed_by_the_test(loaded_warehouse, marts_build):
     expected: dict = defaultdict(lambda: [0, 0.0, 0.0, 0.0])
     for e in query_rows(
-        loaded_warehouse, "select project__id, spent_date, hours, billable, billable_rate from harvest.time_entries"
+        loaded_warehouse,
+        "select project__id, spent_date, hours, billable, billable_rate from harvest.time_entries",
     ):
         row = expected[(e["project__id"], e["spent_date"])]
         row[0] += 1
@@ -50,13 +51,17 @@ def test_daily_project_hours_equal_the_time_entries_summed_by_the_test(loaded_wa
             row[2] += e["hours"]
             row[3] += e["hours"] * (e["billable_rate"] or 0)
     got = {
-        (r["project_id"], r["spent_date"]): [r["entries"], r["hours"], r["billable_hours"], r["billable_amount"]]
+        (r["project_id"], r["spent_date"]): [
+            r["entries"], r["hours"], r["billable_hours"], r["billable_amount"]
+        ]
         for r in query_rows(loaded_warehouse, "select * from marts.project_daily_hours")
     }
     assert expected and got == approx_rows(expected)
 
 
-def test_client_invoicing_equals_the_invoices_and_payments_added_up_by_the_test(loaded_warehouse, marts_build):
+def test_client_invoicing_equals_the_invoices_and_payments_added_up_by_the_test(
+    loaded_warehouse, marts_build
+):
     invoices = query_rows(
         loaded_warehouse, "select id, client__id, state, amount, due_amount, due_date from harvest.invoices"
     )
@@ -93,7 +98,10 @@ def test_weekly_utilization_equals_the_test_s_own_weeks(loaded_warehouse, marts_
         for u in query_rows(loaded_warehouse, "select id, weekly_capacity from harvest.users")
     }
     hours: dict = defaultdict(lambda: [0.0, 0.0])
-    for e in query_rows(loaded_warehouse, "select user__id, spent_date, hours, billable from harvest.time_entries"):
+    entries = query_rows(
+        loaded_warehouse, "select user__id, spent_date, hours, billable from harvest.time_entries"
+    )
+    for e in entries:
         day: date = e["spent_date"]
         week = hours[(e["user__id"], day - timedelta(days=day.weekday()))]
         week[0] += e["hours"]
