@@ -19,6 +19,8 @@ import dagster as dg
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPOSITORY_ROOT = PACKAGE_DIR.parent
+# git@github.com:org/repo.git, https://github.com/org/repo(.git), ssh://git@gitlab.com/org/repo
+_REMOTE = re.compile(r"^(?:https://(?:[^@/]+@)?|ssh://git@|git@)(github\.com|gitlab\.com)[:/](.+?)(?:\.git)?/?$")
 _ENTRY = re.compile(r"^\s*-\s+name:\s*['\"]?([A-Za-z0-9_]+)['\"]?\s*$")
 
 
@@ -51,7 +53,7 @@ def _git(*args: str) -> str | None:
 
 def _web_url(remote: str) -> tuple[str, str] | None:
     """(https URL, platform) of a GitHub or GitLab remote, in SSH or HTTPS form."""
-    match = re.match(r"^(?:https://(?:[^@/]+@)?|ssh://git@|git@)(github\.com|gitlab\.com)[:/](.+?)(?:\.git)?/?$", remote)
+    match = _REMOTE.match(remote)
     if not match:
         return None
     host, path = match.groups()

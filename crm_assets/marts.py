@@ -24,7 +24,13 @@ from typing import Any
 
 import dagster as dg
 from dagster import AssetExecutionContext
-from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
 from filelock import FileLock
 
 from crm_assets.warehouse import Warehouse
@@ -109,7 +115,8 @@ class MartsTranslator(DagsterDbtTranslator):
     def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
         # `schema.table` as the source tables name theirs; dbt's own name leads with the
         # database, which is the warehouse file's name on the machine that parsed the project.
-        schema, name = dbt_resource_props["schema"], dbt_resource_props.get("alias") or dbt_resource_props["name"]
+        schema = dbt_resource_props["schema"]
+        name = dbt_resource_props.get("alias") or dbt_resource_props["name"]
         return {**super().get_metadata(dbt_resource_props), "dagster/table_name": f"{schema}.{name}"}
 
 
@@ -151,6 +158,5 @@ def _build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: Wareh
 
 def marts_definitions() -> dg.Definitions:
     """The models and the dbt resource (the warehouse resource is bound by definitions.py)."""
-    return dg.Definitions(
-        assets=[marts_models], resources={"dbt": DbtCliResource(project_dir=project, dbt_executable=_dbt_executable())}
-    )
+    dbt = DbtCliResource(project_dir=project, dbt_executable=_dbt_executable())
+    return dg.Definitions(assets=[marts_models], resources={"dbt": dbt})

@@ -9,6 +9,7 @@ import shutil
 import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -207,3 +208,20 @@ def test_the_manifest_is_parsed_again_only_when_the_project_changed(tmp_path):
     assert manifest.stat().st_mtime >= model.stat().st_mtime
     assert "count(*) as time_entries" in manifest.read_text()
     assert not [p for p in (project / "target").iterdir() if p.name.startswith("parse-")]
+
+
+def test_every_asset_links_to_the_code_declaring_it():
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        references = graph.get(key).metadata["dagster/code_references"].code_references
+        first = references[0]
+        path = getattr(first, "file_path", None) or getattr(first, "url", "")
+        if key.path[0] in ("harvest", "zoho"):
+            assert path.endswith(f"sources/{key.path[0]}/catalog.yaml"), key
+            lines = Path(path).read_text().splitlines() if Path(path).is_file() else None
+            if lines:  # a local file: the line is the table's entry
+                assert lines[first.line_number - 1].strip() == f"- name: {key.path[-1]}", key
+        elif key.path[0] == "marts":
+            assert path.endswith(f"models/{key.path[-1]}.sql"), key
+        else:
+            assert path.endswith("syncs.yaml"), key
