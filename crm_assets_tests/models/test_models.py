@@ -225,3 +225,18 @@ def test_every_asset_links_to_the_code_declaring_it():
             assert path.endswith(f"models/{key.path[-1]}.sql"), key
         else:
             assert path.endswith("syncs.yaml"), key
+
+
+def test_every_source_table_has_a_freshness_policy_from_its_catalog():
+    from crm_assets.sources.harvest import harvest_catalog
+    from crm_assets.sources.zoho import zoho_catalog
+
+    graph = defs.resolve_asset_graph()
+    for catalog in (harvest_catalog(), zoho_catalog()):
+        for stream in catalog.streams:
+            node = graph.get(dg.AssetKey([stream.source, stream.name]))
+            policy = node.freshness_policy
+            assert isinstance(policy, dg.FreshnessPolicy) and hasattr(policy, "fail_window"), stream.table
+            assert policy.warn_window.to_timedelta() == timedelta(hours=stream.freshness_hours)
+            assert policy.fail_window.to_timedelta() == timedelta(hours=2 * stream.freshness_hours)
+            assert node.owners and node.tags["layer"] == "raw" and stream.source in node.kinds
