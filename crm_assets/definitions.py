@@ -7,10 +7,12 @@ import os
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from crm_assets.code_links import link_assets_to_code, with_python_links
 from crm_assets.destinations.assets import build_sync_definitions
 from crm_assets.destinations.salesforce import SalesforceResource
 from crm_assets.destinations.salesforce.resource import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL
-from crm_assets.destinations.specs import load_syncs
+from crm_assets.destinations.specs import load_syncs, syncs_path
+from crm_assets.marts import marts_definitions
 from crm_assets.orchestration.wiring import build_orchestration
 from crm_assets.sources.harvest import harvest_catalog
 from crm_assets.sources.harvest.assets import harvest_assets
@@ -90,7 +92,7 @@ def zoho_client() -> ZohoClient:
 syncs = load_syncs()
 defs = dg.Definitions.merge(
     dg.Definitions(
-        assets=[harvest_assets, zoho_assets],
+        assets=with_python_links([harvest_assets, zoho_assets]),
         resources={
             "harvest": harvest_client(),
             "zoho": zoho_client(),
@@ -98,6 +100,8 @@ defs = dg.Definitions.merge(
             "salesforce": salesforce_resource(),
         },
     ),
+    marts_definitions(),
     build_sync_definitions(syncs),
     build_orchestration([(harvest_catalog(), harvest_assets), (zoho_catalog(), zoho_assets)], syncs),
 )
+defs = link_assets_to_code(defs, sync_files={"salesforce": syncs_path(), "zoho_crm": syncs_path()})

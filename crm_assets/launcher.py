@@ -5,7 +5,8 @@ HARVEST_CLIENT_ID, HARVEST_CLIENT_SECRET, HARVEST_REFRESH_TOKEN) the real API is
 quick probe that HARVEST_API_URL answers at all; otherwise a sandbox is started on 127.0.0.1
 for as long as this process lives and its variables are exported to everything launched from
 here (the sandbox serves Zoho CRM too, and its ZOHO_* variables are exported with Harvest's;
-the run covers both sources, so with real accounts they need the same start date).
+the run covers both sources, so with real accounts they need the same start date). The same
+run builds the dbt models over them and runs the syncs, and the summary lists all three.
 DAGSTER_HOME defaults to data/dagster (holding a copy of the shipped dagster.yaml), so the
 demo's run shows up in `make dev`'s UI.
 
@@ -245,6 +246,7 @@ class SyncSummary:
 
 
 SYNC_PREFIXES = ("salesforce", "zoho_crm")
+MODEL_PREFIX = "marts"
 
 
 @dataclass
@@ -253,10 +255,14 @@ class RunSummary:
     succeeded: bool
     tables: dict[str, TableSummary]
     syncs: dict[str, SyncSummary] = field(default_factory=dict)
+    models: dict[str, TableSummary] = field(default_factory=dict)  # marts.<model>: rows, dbt tests
 
     @property
     def failed_checks(self) -> int:
-        return sum(len(t.failed) for t in [*self.tables.values(), *self.syncs.values()])
+        return sum(len(t.failed) for t in self._all())
+
+    def _all(self) -> list[TableSummary | SyncSummary]:
+        return [*self.tables.values(), *self.models.values(), *self.syncs.values()]
 
     @property
     def ok(self) -> bool:
@@ -265,18 +271,16 @@ class RunSummary:
     def lines(self) -> list[str]:
         out = [f"{'table':42} {'rows':>8} {'written':>8}  checks"]
         for table, t in sorted(self.tables.items()):
-            checks = f"{len(t.passed)} passed" + (
-                f", {len(t.failed)} failed: {', '.join(t.failed)}" if t.failed else ""
-            )
-            out.append(f"{table:42} {_count(t.rows):>8} {_count(t.written):>8}  {checks}")
+            out.append(f"{table:42} {_count(t.rows):>8} {_count(t.written):>8}  {_checks(t)}")
+        if self.models:
+            out.append(f"\n{'model':42} {'rows':>8} {'':>8}  checks")
+            for model, m in sorted(self.models.items()):
+                out.append(f"{model:42} {_count(m.rows):>8} {'':>8}  {_checks(m)}")
         if self.syncs:
             out.append(f"\n{'sync':42} {'pushed':>8} {'rejected':>8}  checks")
             for name, y in sorted(self.syncs.items()):
-                checks = f"{len(y.passed)} passed" + (
-                    f", {len(y.failed)} failed: {', '.join(y.failed)}" if y.failed else ""
-                )
-                out.append(f"{name:42} {_count(y.pushed):>8} {_count(y.rejected):>8}  {checks}")
-        total = sum(len(t.passed) + len(t.failed) for t in [*self.tables.values(), *self.syncs.values()])
+                out.append(f"{name:42} {_count(y.pushed):>8} {_count(y.rejected):>8}  {_checks(y)}")
+        total = sum(len(t.passed) + len(t.failed) for t in self._all())
         out.append(
             f"\nrun {self.run_id}: {'succeeded' if self.succeeded else 'FAILED'}; "
             f"{total} checks, {self.failed_checks} failed"
@@ -294,8 +298,12 @@ def summarize(instance: dg.DagsterInstance, run: dg.DagsterRun, duckdb_path: str
     for table, rows in _warehouse_counts(duckdb_path, list(tables)).items():
         tables[table].rows = rows
     syncs: dict[str, SyncSummary] = {}
+    models: dict[str, TableSummary] = {}
     for entry in _run_events(instance, run.run_id, dg.DagsterEventType.ASSET_MATERIALIZATION):
         materialization = entry.asset_materialization
+        if materialization.asset_key.path[0] == MODEL_PREFIX:
+            models.setdefault(_table(materialization.asset_key), TableSummary())
+            continue
         if materialization.asset_key.path[0] in SYNC_PREFIXES:
             meta = {k: v.value for k, v in materialization.metadata.items()}
             syncs[_table(materialization.asset_key)] = SyncSummary(
@@ -312,10 +320,14 @@ def summarize(instance: dg.DagsterInstance, run: dg.DagsterRun, duckdb_path: str
         evaluation = entry.dagster_event.event_specific_data
         if evaluation.asset_key.path[0] in SYNC_PREFIXES:
             summary = syncs.setdefault(_table(evaluation.asset_key), SyncSummary())
+        elif evaluation.asset_key.path[0] == MODEL_PREFIX:
+            summary = models.setdefault(_table(evaluation.asset_key), TableSummary())
         else:
             summary = tables.setdefault(_table(evaluation.asset_key), TableSummary())
         (summary.passed if evaluation.passed else summary.failed).append(evaluation.check_name)
-    return RunSummary(run.run_id, run.status == dg.DagsterRunStatus.SUCCESS, tables, syncs)
+    for model, rows in _warehouse_counts(duckdb_path, list(models)).items():
+        models[model].rows = rows
+    return RunSummary(run.run_id, run.status == dg.DagsterRunStatus.SUCCESS, tables, syncs, models)
 
 
 def _warehouse_counts(duckdb_path: str, tables: list[str]) -> dict[str, int]:
@@ -349,6 +361,11 @@ def _run_events(
 
 def _table(key: dg.AssetKey) -> str:
     return ".".join(key.path)
+
+
+def _checks(summary: TableSummary | SyncSummary) -> str:
+    failed = f", {len(summary.failed)} failed: {', '.join(summary.failed)}" if summary.failed else ""
+    return f"{len(summary.passed)} passed{failed}"
 
 
 def _count(value: int | None) -> str:

@@ -54,8 +54,18 @@ def test_definitions_match_the_reviewed_snapshot():
 
 
 def source_table_keys(graph) -> list[dg.AssetKey]:
-    """Keys of the replicated tables (reverse-ETL syncs write elsewhere and own no table)."""
-    return [key for key in graph.get_all_asset_keys() if graph.get(key).group_name != "reverse_etl"]
+    """Keys of the replicated tables (reverse-ETL syncs write elsewhere and own no table; the
+    marts are checked by their dbt tests)."""
+    return [key for key in graph.get_all_asset_keys() if graph.get(key).group_name not in ("reverse_etl", "marts")]
+
+
+def test_every_column_of_a_model_has_a_description():
+    graph = defs.resolve_asset_graph()
+    models = [key for key in graph.get_all_asset_keys() if graph.get(key).group_name == "marts"]
+    assert models
+    for key in models:
+        schema = graph.get(key).metadata["dagster/column_schema"]
+        assert schema.columns and all(c.description for c in schema.columns), key.to_user_string()
 
 
 def test_every_table_has_a_blocking_primary_key_check():
@@ -99,10 +109,11 @@ def test_each_sync_is_an_asset_reading_the_tables_of_its_query_with_a_check_and_
     graph = defs.resolve_asset_graph()
     projects = graph.get(dg.AssetKey(["salesforce", "projects_to_harvest_projects"]))
     assert projects.group_name == "reverse_etl" and projects.kinds == {"duckdb", "salesforce"}
-    # The tables its SQL reads, and the sync upserting the accounts its lookup column points at.
+    # The table and the model its SQL reads, and the sync upserting the accounts its lookup
+    # column points at.
     assert projects.parent_keys == {
         dg.AssetKey(["harvest", "projects"]),
-        dg.AssetKey(["harvest", "time_entries"]),
+        dg.AssetKey(["marts", "project_budget_burn"]),
         dg.AssetKey(["salesforce", "clients_to_accounts"]),
     }
     checks = {c.name for c in graph.asset_check_keys if c.asset_key == projects.key}

@@ -20,6 +20,7 @@ import pytest
 
 from crm_assets import launcher
 from crm_assets.destinations.specs import load_syncs
+from crm_assets.marts import marts_models
 from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets.sources.zoho.assets import zoho_assets
 from crm_assets_tests.harvest_truth import ALL_TABLES, expected_rows
@@ -91,6 +92,20 @@ def test_the_demo_run_comes_from_the_code_location_and_its_summary_tells_the_tru
             assert (sync_summary.passed, sync_summary.failed) == (
                 (["no_rejections"], []) if sync_summary.rejected == 0 else ([], ["no_rejections"])
             )
+    # The models were built in the same run, their dbt tests reported as their checks.
+    models = {key.path[-1] for key in marts_models.keys}
+    assert set(summary.models) == {f"marts.{model}" for model in models}
+    with duckdb.connect(str(tmp_path / "crm.duckdb"), read_only=True) as conn:
+        for model in models:
+            rows = conn.execute(f"select count(*) from marts.{model}").fetchone()[0]
+            assert summary.models[f"marts.{model}"].rows == rows, model
+    assert {(f"marts.{c.asset_key.path[-1]}", c.name) for c in marts_models.check_keys} == {
+        (model, name) for model, m in summary.models.items() for name in (*m.passed, *m.failed)
+    }
+    # Over two days, a time entry may name a project or user last changed earlier (not loaded):
+    # only the references, a warning, may fail.
+    assert all(name.startswith("relationships_") for m in summary.models.values() for name in m.failed)
+    assert "marts.client_invoicing" in "\n".join(summary.lines())
     accounts = summary.syncs["salesforce.clients_to_accounts"]
     assert accounts.rejected == 0 and accounts.pushed == len(sandbox.salesforce_records("Account"))
     assert "salesforce.clients_to_accounts" in "\n".join(summary.lines())

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -85,7 +85,11 @@ def _spec(catalog: Catalog, s: Stream, partitions_def: dg.PartitionsDefinition) 
         group_name=s.source,
         kinds={s.source, "duckdb"},
         owners=OWNERS,
-        tags={"source": s.source, "replication": s.replication},
+        tags={"source": s.source, "replication": s.replication, "layer": "raw"},
+        # Late by one load (the catalog's freshness_hours): warn; by two: fail.
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            warn_window=timedelta(hours=s.freshness_hours), fail_window=timedelta(hours=2 * s.freshness_hours)
+        ),
         deps=[dg.AssetKey([s.source, s.parent])] if s.parent else [],
         partitions_def=partitions_def,
         skippable=True,

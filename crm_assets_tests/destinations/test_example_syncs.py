@@ -1,4 +1,5 @@
-"""The shipped example syncs over Harvest data replicated from the sandbox, into its Salesforce."""
+"""The shipped example syncs over Harvest data replicated from the sandbox and the marts built
+over it, into its Salesforce."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from crm_assets_tests.destinations.conftest import (
     run_syncs,
     salesforce_resource,
 )
+from crm_assets_tests.models.conftest import HARVEST_TABLES, materialize_marts
 
-TABLES = ["clients", "contacts", "projects", "time_entries"]
+TABLES = sorted({*HARVEST_TABLES, "contacts"})
 
 
 def lookup_field(relationship: str) -> str:
@@ -30,6 +32,8 @@ def test_the_example_syncs_write_the_org_equal_to_their_queries(sfsb, warehouse_
         assets=harvest_assets_from(start),
     )
     specs = [s for s in load_syncs() if s.destination == "salesforce"]  # Zoho's: test_zoho_sync
+    marts = sorted({table for spec in specs for schema, table in spec.tables if schema == "marts"})
+    materialize_marts(warehouse_path, marts)
     result = run_syncs(specs, warehouse_path, salesforce_resource(sfsb.env))
     accounts = {r["Id"]: r for r in sfsb.salesforce_records("Account")}
     for spec in specs:
