@@ -19,7 +19,7 @@ from typing import Any
 
 BIN = Path(sys.executable).parent
 READY_TIMEOUT_SECONDS = 120.0
-STOP_TIMEOUT_SECONDS = 5.0
+STOP_TIMEOUT_SECONDS = 3.0
 
 LOCATIONS_QUERY = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
