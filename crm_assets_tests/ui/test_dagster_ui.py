@@ -19,11 +19,14 @@ from crm_assets_tests.ui.conftest import screenshot
 PAGE_TIMEOUT_MS = 30_000
 LIVE_DATA_TIMEOUT_MS = 10_000
 VIEWPORT = {"width": 1600, "height": 1000}
-GRAPH_HEADER_PX = 250  # the page's title and the graph's toolbar, with room to spare
+# Around a graph: navigation and asset tree to its left, title, tabs and toolbar above it.
+GRAPH_CHROME_PX = {"width": 600, "height": 250}
+FULL_NODE_SCALE = 0.6
 TABLE = dg.AssetKey(["harvest", "time_entries"])
 MARTS = "marts"
 # Class names of the UI's CSS modules (hash suffixes vary by build, the prefixes do not).
 GRAPH_SVG = 'svg[class*="AssetGraphExplorer_svgContainer"]'
+LINEAGE_SVG = 'svg[class*="AssetNodeLineageGraph_sVGContainer"]'
 NODE_NAMES = "Array.from(document.querySelectorAll('[class*=\"AssetNode_assetName\"] [data-tooltip]'))" \
              ".map(e => e.dataset.tooltip)"
 CHECK_ROW = '[class*="AssetChecks_checkRow"]'
@@ -132,6 +135,32 @@ def shown_asset_names(page) -> Counter:
     return Counter(page.evaluate(NODE_NAMES))
 
 
+def show_whole_graph(page, svg_selector: str) -> None:
+    """Unless the page already shows the whole graph with its nodes in full, make the page
+    large enough for it at full size and load it again.
+
+    A graph opens fitted to its pane; the UI draws only the nodes inside the pane, and below
+    a zoom of 0.6 draws them as bare, truncated names.
+    """
+    svg = page.locator(svg_selector)
+    svg.wait_for()
+    width, height = float(svg.get_attribute("width")), float(svg.get_attribute("height"))
+    box, viewport = svg.bounding_box(), page.viewport_size
+    if (
+        box["width"] / width >= FULL_NODE_SCALE
+        and box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= viewport["width"]
+        and box["y"] + box["height"] <= viewport["height"]
+    ):
+        return
+    page.set_viewport_size({
+        "width": max(viewport["width"], int(width) + GRAPH_CHROME_PX["width"]),
+        "height": max(viewport["height"], int(height) + GRAPH_CHROME_PX["height"]),
+    })
+    page.reload()
+
+
 def wait_for_asset_names(page, count: int) -> None:
     page.wait_for_function(f"n => {NODE_NAMES}.length >= n", arg=count)
 
@@ -152,14 +181,7 @@ def test_the_asset_graph_shows_every_asset_from_the_harvest_tables_to_the_syncs(
     # Groups start collapsed in the global graph; `expanded` opens them (ids as the UI writes them).
     path = "/asset-groups?expanded=" + quote(",".join(f"global@global:{g}" for g in groups))
     page.goto(path)
-    svg = page.locator(GRAPH_SVG)
-    svg.wait_for()
-    # The graph opens fitted to the pane's width (its nodes drawn only where the pane shows
-    # them): make the page tall enough for all of it, then load it again at that size.
-    scale = svg.bounding_box()["width"] / float(svg.get_attribute("width"))
-    height = int(float(svg.get_attribute("height")) * scale) + GRAPH_HEADER_PX
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], height)})
-    page.reload()
+    show_whole_graph(page, GRAPH_SVG)
     wait_for_asset_names(page, len(keys))
     settle(page)
     shot = screenshot(page, "asset_graph")
@@ -196,6 +218,7 @@ def test_a_syncs_lineage_runs_from_harvest_tables_through_marts_to_the_sync(page
     # A depth no path can exceed: the whole upstream lineage.
     depth = len(graph.get_all_asset_keys())
     page.goto(f"/assets/{sync.to_user_string()}?view=lineage&lineageScope=upstream&lineageDepth={depth}")
+    show_whole_graph(page, LINEAGE_SVG)
     wait_for_asset_names(page, len(upstream) + 1)
     settle(page)
     shot = screenshot(page, "sync_lineage")
