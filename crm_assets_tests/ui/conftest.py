@@ -98,7 +98,8 @@ def dagster_ui(sandbox, tmp_path_factory) -> Iterator[LoadedUI]:
                 assets=harvest_assets_from(start_date),  # the partitions the webserver shows
             )
         checks_passed = {
-            dg.AssetCheckKey(e.asset_key, e.check_name): e.passed for e in result.get_asset_check_evaluations()
+            dg.AssetCheckKey(e.asset_key, e.check_name): e.passed
+            for e in result.get_asset_check_evaluations()
         }
         server.wait_ready()
         yield LoadedUI(server, start_date, days, LOADED_TABLES, checks_passed, duckdb_path)

@@ -27,8 +27,10 @@ MARTS = "marts"
 # Class names of the UI's CSS modules (hash suffixes vary by build, the prefixes do not).
 GRAPH_SVG = 'svg[class*="AssetGraphExplorer_svgContainer"]'
 LINEAGE_SVG = 'svg[class*="AssetNodeLineageGraph_sVGContainer"]'
-NODE_NAMES = "Array.from(document.querySelectorAll('[class*=\"AssetNode_assetName\"] [data-tooltip]'))" \
-             ".map(e => e.dataset.tooltip)"
+NODE_NAMES = (
+    "Array.from(document.querySelectorAll('[class*=\"AssetNode_assetName\"] [data-tooltip]'))"
+    ".map(e => e.dataset.tooltip)"
+)
 CHECK_ROW = '[class*="AssetChecks_checkRow"]'
 PARTITION_ROW = '[class*="AssetEventList_assetListRow"]'
 
@@ -41,7 +43,8 @@ ASSETS_QUERY = """
 """
 STATE_QUERY = """
 { assetNodes { assetKey { path } partitionStats { numMaterialized numPartitions numFailed }
-    assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization { status } } } } } }
+    assetChecksOrError { ... on AssetChecks { checks { name
+      executionForLatestMaterialization { status } } } } } }
 """
 
 
@@ -93,15 +96,15 @@ def test_graphql_reports_the_loaded_partitions_and_check_results(dagster_ui):
     loaded = {f"harvest/{table}" for table in dagster_ui.tables}
     harvest_days = harvest_assets_from(dagster_ui.start_date).partitions_def.get_partition_keys()
 
-    assert {key: n["partitionStats"]["numMaterialized"] for key, n in nodes.items() if n["partitionStats"]} == {
+    stats = {key: n["partitionStats"] for key, n in nodes.items() if n["partitionStats"]}
+    assert {key: s["numMaterialized"] for key, s in stats.items()} == {
         key.to_user_string(): len(dagster_ui.days) if key.to_user_string() in loaded else 0
         for key in graph.get_all_asset_keys()
         if graph.get(key).partitions_def
     }, "the loaded days of the loaded tables, nothing else"
-    assert {n["partitionStats"]["numPartitions"] for key, n in nodes.items() if key.startswith("harvest/")} == {
-        len(harvest_days)
-    }
-    assert not any(n["partitionStats"]["numFailed"] for n in nodes.values() if n["partitionStats"])
+    harvest_partitions = {s["numPartitions"] for key, s in stats.items() if key.startswith("harvest/")}
+    assert harvest_partitions == {len(harvest_days)}
+    assert not any(s["numFailed"] for s in stats.values())
 
     served = {
         (key, c["name"]): (c["executionForLatestMaterialization"] or {}).get("status")
@@ -257,6 +260,8 @@ def test_a_tables_checks_tab_shows_each_check_and_its_result(page, dagster_ui):
     }
     assert shown == {name: ui_status(passed) for name, passed in expected.items()}, f"see {shot}"
     with duckdb.connect(str(dagster_ui.duckdb_path), read_only=True) as conn:
-        rows, distinct_ids = conn.execute("select count(*), count(distinct id) from harvest.time_entries").fetchone()
+        rows, distinct_ids = conn.execute(
+            "select count(*), count(distinct id) from harvest.time_entries"
+        ).fetchone()
     assert rows > 0 and rows == distinct_ids, "the loaded days hold time entries, each id once"
     assert shown["primary_key_unique_and_not_null"] == "Succeeded"

@@ -71,12 +71,12 @@ class Webserver:
                 raise RuntimeError(f"dagster-webserver exited with {self._process.returncode}:\n{self.log()}")
             try:
                 entries = self.graphql(LOCATIONS_QUERY, timeout=5)["workspaceOrError"]["locationEntries"]
-            except (urllib.error.URLError, OSError, KeyError, TypeError):
+            except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
                 entries = []
             for entry in entries:
-                if entry["locationOrLoadError"] and entry["locationOrLoadError"]["__typename"] == "PythonError":
-                    raise RuntimeError(f"code location {entry['name']} failed to load: "
-                                       f"{entry['locationOrLoadError']['message']}")
+                error = entry["locationOrLoadError"]
+                if error and error["__typename"] == "PythonError":
+                    raise RuntimeError(f"code location {entry['name']} failed to load: {error['message']}")
             if entries and all(e["loadStatus"] == "LOADED" and e["locationOrLoadError"] for e in entries):
                 return time.monotonic() - began
             if time.monotonic() - began > timeout:
