@@ -33,6 +33,7 @@ from dagster_dbt import (
 )
 from filelock import FileLock
 
+from crm_assets.orchestration.automation import UPSTREAM_CHANGED
 from crm_assets.warehouse import Warehouse
 
 PROJECT_DIR = Path(__file__).with_name("dbt_project")
@@ -105,6 +106,9 @@ class MartsTranslator(DagsterDbtTranslator):
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         return MARTS if dbt_resource_props["resource_type"] == "model" else None
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> dg.AutomationCondition | None:
+        return UPSTREAM_CHANGED if dbt_resource_props["resource_type"] == "model" else None
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> list[str]:
         return OWNERS

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from crm_assets.destinations.machinery import SyncConfigurationError
 from crm_assets.destinations.specs import SyncSpec
 
 RECORD_ID = "id"
@@ -48,7 +49,7 @@ _INTEGERS = {
 }  # fmt: skip
 
 
-class PreflightError(ValueError):
+class PreflightError(ValueError, SyncConfigurationError):
     """The query's columns do not fit the module; raised before any record is sent."""
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 import requests
 
-from crm_assets.destinations.machinery import PushFailure, RowResult, operation_of
+from crm_assets.destinations.machinery import PushFailure, RowResult, SyncConfigurationError, operation_of
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.values import encode_records
 from crm_assets.destinations.zoho.layout import ModuleLayout, PreflightError
@@ -43,7 +43,7 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 EXPIRED_TOKEN_CODES = {"INVALID_TOKEN", "AUTHENTICATION_FAILURE"}
 
 
-class ZohoWriteRefused(PushFailure):
+class ZohoWriteRefused(PushFailure, SyncConfigurationError):
     """Zoho refused a whole call for a reason no retry can clear (scope, permission, request)."""
 
 
