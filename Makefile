@@ -27,8 +27,11 @@ demo: install
 dev: install
 	$(BIN)/python -m crm_assets.launcher dev
 
+# One worker per core, a whole test module per worker (its sandbox and warehouse are module fixtures).
+TEST_WORKERS ?= 2
+
 test: install-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: install
 	$(BIN)/python benchmarks/harvest_backfill.py
