@@ -22,6 +22,7 @@ VIEWPORT = {"width": 1600, "height": 1000}
 # Around a graph: navigation and asset tree to its left, title, tabs and toolbar above it.
 GRAPH_CHROME_PX = {"width": 600, "height": 250}
 FULL_NODE_SCALE = 0.6
+ZOOM_STEPS, ZOOM_WAIT_MS, ZOOM_WHEEL_PX = 6, 5_000, 150
 TABLE = dg.AssetKey(["harvest", "time_entries"])
 MARTS = "marts"
 # Class names of the UI's CSS modules (hash suffixes vary by build, the prefixes do not).
@@ -164,8 +165,24 @@ def show_whole_graph(page, svg_selector: str) -> None:
     page.reload()
 
 
-def wait_for_asset_names(page, count: int) -> None:
-    page.wait_for_function(f"n => {NODE_NAMES}.length >= n", arg=count)
+def wait_for_asset_names(page, count: int, name: str) -> None:
+    """Wait until the page shows `count` asset nodes; on a timeout the screenshot `name` shows
+    what it did show."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # only with a browser
+
+    for _ in range(ZOOM_STEPS):
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_function(f"n => {NODE_NAMES}.length >= n", arg=count, timeout=ZOOM_WAIT_MS)
+            return
+        # Fitted into its pane the graph may be drawn below the zoom that shows full names:
+        # zoom in around its centre, (the pane was made large enough to hold it at full size).
+        box = page.locator("svg").filter(has=page.locator('[class*="AssetNode"]')).first.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.keyboard.down("Control")  # the graph pans on a bare wheel and zooms on a pinch
+        page.mouse.wheel(0, -ZOOM_WHEEL_PX)
+        page.keyboard.up("Control")
+    shot = screenshot(page, name)
+    pytest.fail(f"{count} asset nodes expected, {dict(shown_asset_names(page))} shown; see {shot}")
 
 
 def settle(page) -> None:
@@ -185,7 +202,7 @@ def test_the_asset_graph_shows_every_asset_from_the_harvest_tables_to_the_syncs(
     path = "/asset-groups?expanded=" + quote(",".join(f"global@global:{g}" for g in groups))
     page.goto(path)
     show_whole_graph(page, GRAPH_SVG)
-    wait_for_asset_names(page, len(keys))
+    wait_for_asset_names(page, len(keys), "asset_graph")
     settle(page)
     shot = screenshot(page, "asset_graph")
 
@@ -222,7 +239,7 @@ def test_a_syncs_lineage_runs_from_harvest_tables_through_marts_to_the_sync(page
     depth = len(graph.get_all_asset_keys())
     page.goto(f"/assets/{sync.to_user_string()}?view=lineage&lineageScope=upstream&lineageDepth={depth}")
     show_whole_graph(page, LINEAGE_SVG)
-    wait_for_asset_names(page, len(upstream) + 1)
+    wait_for_asset_names(page, len(upstream) + 1, "sync_lineage")
     settle(page)
     shot = screenshot(page, "sync_lineage")
 
