@@ -21,7 +21,8 @@ from crm_assets.sandbox import READY_LINE
 from crm_assets.sandbox.harvest import ACCOUNT_ID, COMPANY, HarvestEmulator
 from crm_assets.sandbox.harvest_id import HarvestIdEmulator, TokenRegistry
 from crm_assets.sandbox.salesforce import SalesforceEmulator
-from crm_assets.sandbox.server import FaultInjector, SandboxServer, serve
+from crm_assets.sandbox.faults import FaultInjector
+from crm_assets.sandbox.server import SandboxServer, serve
 from crm_assets.sandbox.zoho import zoho_emulators
 
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     harvest_id = HarvestIdEmulator(tokens, accounts=[
         {"id": int(ACCOUNT_ID), "name": COMPANY["name"], "product": "harvest"},
         {"id": int(ACCOUNT_ID) + 1, "name": f"{COMPANY['name']} Forecast", "product": "forecast"},
-    ])
+    ], faults=faults)
     try:
         salesforce = SalesforceEmulator(faults, seed=args.seed)  # HTTPS on its own port, admin routes here
         emulators = [harvest, harvest_id, salesforce, *zoho_emulators(args.seed, args.scale, args.anchor, faults)]
