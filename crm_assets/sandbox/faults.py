@@ -8,8 +8,9 @@ comma-separated list of rules ``api:RULE``:
 - ``STATUS@P`` (``harvest:429@0.1``): the emulator answers that status its own way (Zoho's 429
   body, Salesforce's ``INVALID_SESSION_ID`` ...) with probability P; a 429 carries ``Retry-After``;
 - ``expire@P``: the emulator expires the credential the request carries (an OAuth access token,
-  a Salesforce session) and answers as it answers an expired one: a token dying mid-run. A
-  Harvest personal access token never expires, so only OAuth tokens are affected;
+  a Salesforce session) and answers as it answers an expired one: a token dying mid-run, never
+  on the credential's first request. A Harvest personal access token never expires, so only
+  OAuth tokens are affected;
 - ``reset@P``, ``truncate@P``, ``cut@P``, ``slow@P``: the emulator serves the request (its effects
   happen), then the transport spoils the answer: the connection is reset with no answer at all;
   the body stops half way and the connection closes although ``Content-Length`` announced it
@@ -99,6 +100,7 @@ class FaultInjector:
         self._windows: dict[str, deque[float]] = {}
         self._slow_seconds: dict[str, float] = {}
         self._concurrency: dict[str, int] = {}
+        self._used: set[str] = set()  # credentials seen, so that an expiry never strikes a fresh one
         self.named_rules: dict[str, list[str]] = {}  # an emulator's own kinds (NAMED_FAULTS), read at its start
         if spec:
             self.configure(spec)
@@ -151,9 +153,17 @@ class FaultInjector:
                 else:
                     table.pop(api, None)
 
-    def take(self, api: str) -> Fault | None:
-        """The status or credential expiry due for this request to `api`, if any."""
+    def take(self, api: str, credential: str | None = None) -> Fault | None:
+        """The status or credential expiry due for this request to `api`, if any.
+
+        A random expiry never strikes the first request made with a `credential`: a real token
+        dies after some use, not as it is handed out (and a client may fairly take a fresh
+        token refused at once for a configuration error).
+        """
         with self._lock:
+            fresh = credential is not None and credential not in self._used
+            if fresh:
+                self._used.add(credential)
             q = self._queued.get(api)
             if q:
                 return q.popleft()
@@ -169,7 +179,10 @@ class FaultInjector:
                 hits.append(now)
             for kind, status, p in self._random.get(api, ()):
                 if kind in ("status", "expire") and self._rng.random() < p:
-                    return Fault(401, None, "expire") if kind == "expire" else Fault(status, 1.0 if status == 429 else None)
+                    if kind == "status":
+                        return Fault(status, 1.0 if status == 429 else None)
+                    if not fresh:
+                        return Fault(401, None, "expire")
         return None
 
     def concurrency_limit(self, api: str) -> int | None:

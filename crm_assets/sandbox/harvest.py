@@ -146,7 +146,7 @@ class HarvestEmulator(HarvestAdmin):
             return error
         with self.lock:
             self.stats[route] += 1
-        fault = self.faults.take(self.name)
+        fault = self.faults.take(self.name, _bearer(request))
         if fault is None and route in REPORTS:
             fault = self.faults.take(REPORTS_LIMIT)
         if fault is not None and fault.kind == "expire":

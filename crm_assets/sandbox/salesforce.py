@@ -233,10 +233,11 @@ class SalesforceEmulator:
                 "NOT_FOUND",
                 f"The login host serves no data API; use the instance URL {self.instance_url}",
             )
-        fault = self.faults.take(self.name)
+        session = request.headers.get("X-SFDC-Session") if bulk else _bearer(request)
+        fault = self.faults.take(self.name, session)
         if fault is not None and fault.kind == "expire":  # the session dies mid-run
             entry["fault"] = "expire"
-            self.kill_session(request.headers.get("X-SFDC-Session") if bulk else _bearer(request))
+            self.kill_session(session)
             fault = Fault(401)
         if fault is not None:
             entry["fault"] = entry.get("fault", fault.status)

@@ -151,7 +151,7 @@ class ZohoEmulator(ZohoAdmin):
             return json_response(401, ref.AUTHENTICATION_FAILURE)
         if self.tokens.state(token.strip()) != "live":
             return json_response(401, ref.INVALID_TOKEN)
-        fault = self.faults.take(self.name)
+        fault = self.faults.take(self.name, token.strip())
         if fault is not None and fault.kind == "expire":  # the token dies mid-run
             self.tokens.expire(token.strip())
             return json_response(401, ref.INVALID_TOKEN)
