@@ -182,6 +182,7 @@ def org_duplicates(sb: SandboxProcess) -> dict[str, int]:
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
+    path: str  # its warehouse file: copy it before writing to it
     warehouse: dict[str, tuple[int, str]]
     org: dict[str, tuple[int, str]]
     backfill_seconds: float
@@ -205,7 +206,7 @@ def baseline(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory) 
     assert not duplicate_keys(path)
     org = org_digest(sandbox)
     assert all(count for count, _ in org.values()), org
-    return Baseline(digest, org, pushed - began, done - pushed)
+    return Baseline(path, digest, org, pushed - began, done - pushed)
 
 
 def fresh_org(sb: SandboxProcess) -> None:
