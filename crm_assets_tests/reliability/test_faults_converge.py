@@ -8,6 +8,10 @@ own refusals (row locks, batches that fail whole); credentials dying mid-run.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
 import pytest
 
 from crm_assets_tests.reliability.conftest import (
@@ -19,6 +23,7 @@ from crm_assets_tests.reliability.conftest import (
     org_digest,
     org_duplicates,
     push,
+    tree_text,
     warehouse_digest,
 )
 
@@ -27,6 +32,18 @@ STATUS_FAULTS = ("429@0.1", "500@0.1", "502@0.1", "503@0.1")
 TRANSPORT_FAULTS = ("reset@0.1", "truncate@0.1", "slow@0.1", f"slow={SLOW_SECONDS}")
 EXPIRY_FAULTS = ("expire@0.1",)
 SALESFORCE_FAULTS = ("lock@0.1", "batch_failed@0.1")
+
+
+@pytest.fixture(scope="module")
+def dagster_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dagster_home")
+
+
+@pytest.fixture(scope="module")
+def instance(dagster_home: Path) -> Iterator[dg.DagsterInstance]:
+    """A persistent instance (run history, event logs, compute logs on disk) for the fault runs."""
+    with dg.DagsterInstance.local_temp(str(dagster_home)) as inst:
+        yield inst
 
 
 def apply_faults(sb, rules: tuple[str, ...], salesforce_rules: tuple[str, ...] = ()) -> None:
@@ -45,13 +62,15 @@ def apply_faults(sb, rules: tuple[str, ...], salesforce_rules: tuple[str, ...] =
     [(STATUS_FAULTS, ()), (TRANSPORT_FAULTS, SALESFORCE_FAULTS), (EXPIRY_FAULTS, ())],
     ids=["statuses", "transport-and-locks", "expiry"],
 )
-def test_a_faulted_backfill_and_push_end_equal_to_the_fault_free_ones(sandbox, baseline, tmp_path, rules, salesforce_rules):
+def test_a_faulted_backfill_and_push_end_equal_to_the_fault_free_ones(
+    sandbox, baseline, instance, tmp_path, rules, salesforce_rules
+):
     fresh_org(sandbox)
     apply_faults(sandbox, rules, salesforce_rules)
     path = str(tmp_path / "warehouse.duckdb")
     try:
-        backfill(sandbox, path, **FAST_RETRIES)
-        push(sandbox, path, fast=True)
+        backfill(sandbox, path, instance=instance, **FAST_RETRIES)
+        push(sandbox, path, instance=instance, fast=True)
         requests = sandbox.salesforce_requests()
     finally:
         fresh_faults = sandbox.call("GET", "/_sandbox/faults")
@@ -63,3 +82,27 @@ def test_a_faulted_backfill_and_push_end_equal_to_the_fault_free_ones(sandbox, b
     assert duplicate_keys(path) == {}
     assert org_digest(sandbox) == baseline.org
     assert org_duplicates(sandbox) == {}
+
+
+def issued_secrets(sb) -> set[str]:
+    """Every credential the sandbox handed out or accepts: configured secrets, OAuth access and
+    refresh tokens, Salesforce session ids."""
+    env = sb.env
+    configured = {env[name] for name in (
+        "HARVEST_ACCESS_TOKEN", "HARVEST_CLIENT_SECRET", "HARVEST_REFRESH_TOKEN", "ZOHO_CLIENT_SECRET",
+        "ZOHO_REFRESH_TOKEN", "SALESFORCE_PASSWORD", "SALESFORCE_SECURITY_TOKEN", "SALESFORCE_CLIENT_SECRET")}
+    harvest_id = sb.call("GET", "/_sandbox/harvest_id/issued")
+    zoho = sb.zoho_issued_tokens()
+    issued = {t for tokens in (*harvest_id.values(), *zoho.values()) for t in tokens}
+    return configured | issued | set(sb.salesforce_issued_sessions())
+
+
+def test_no_secret_lands_under_dagster_home_after_the_fault_runs(sandbox, instance, dagster_home):
+    runs = instance.get_runs()
+    assert len(runs) >= 2, "the fault runs recorded their history here"
+    secrets = issued_secrets(sandbox)
+    assert len(secrets) > 10
+    files = list(tree_text(dagster_home))
+    assert any("compute_logs" in str(f) or f.suffix in (".err", ".out") for f, _ in files), "compute logs captured"
+    leaks = [(str(f), secret[:6]) for f, text in files for secret in secrets if secret in text]
+    assert leaks == []
