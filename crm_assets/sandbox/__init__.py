@@ -270,7 +270,7 @@ class SandboxProcess:
         self.call("POST", "/_sandbox/faults", body)
 
     def plan_fault(self, api: str, kind: str, count: int = 1, path: str = "", **options: Any) -> dict[str, Any]:
-        """Queue a fault kind for the next `count` requests to `api` whose path contains `path`:
+        """Queue a fault kind for the next `count` requests to `api` whose path ends with `path`:
         ``expire``, ``reset``, ``truncate``, ``cut``, ``slow``, ``echo``, ``endless``, or ``respond``
         with ``json=`` (or ``body=`` text, ``status=``, ``content_type=``) to plant a literal answer."""
         return self.call("POST", "/_sandbox/faults", {"api": api, "kind": kind, "count": count, "path": path, **options})

@@ -28,7 +28,7 @@ Tests queue faults for the next requests with ``POST /_sandbox/faults``: ``{"api
 "count", "retry_after"}``, ``{"api", "kind", "count"}`` for any kind above, or ``{"api", "kind":
 "respond", "status", "body" | "json", "content_type"}`` to plant a literal answer (an HTML error
 page, a page without a record's key ...). Server-side kinds take an optional ``"path"``: only a
-request whose path contains it gets the fault. ``{"api", "spec": "RULE"}`` adds a rule;
+request whose path ends with it gets the fault. ``{"api", "spec": "RULE"}`` adds a rule;
 ``GET`` shows everything, ``DELETE [?api=NAME]`` clears it.
 """
 
@@ -208,7 +208,7 @@ class FaultInjector:
         with self._lock:
             planned = self._planned.get(api, [])
             for i, p in enumerate(planned):
-                if p.path in request.path:
+                if request.path.endswith(p.path):
                     return planned.pop(i)
             for kind, _, p in self._random.get(api, ()):
                 if kind in SERVER_KINDS and self._rng.random() < p:
