@@ -33,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the large tables (1 = 5,000 time entries)")
     parser.add_argument("--faults", default=None,
-                        help="probabilistic faults and rate limits, e.g. harvest:429@0.1,harvest:500@0.05,harvest:rate=100/15")
+                        help="faults and rate limits for any API, e.g. harvest:429@0.1,zoho:reset@0.1,"
+                             "salesforce:expire@0.05,harvest:rate=100/15 (every kind: crm_assets/sandbox/faults.py)")
     parser.add_argument("--anchor", type=dt.date.fromisoformat, default=None,
                         help="YYYY-MM-DD; seeded timestamps fall in the 400 days before it (default: today, UTC)")
     parser.add_argument("--lifetime", type=float, default=0, help="stop after this many seconds (0 = until SIGTERM/SIGINT)")
