@@ -6,7 +6,8 @@ API names are the emulators' (``harvest``, ``harvest_id``, ``zoho``, ``zoho_acco
 comma-separated list of rules ``api:RULE``:
 
 - ``STATUS@P`` (``harvest:429@0.1``): the emulator answers that status its own way (Zoho's 429
-  body, Salesforce's ``INVALID_SESSION_ID`` ...) with probability P; a 429 carries ``Retry-After``;
+  body, Salesforce's ``INVALID_SESSION_ID`` ...) with probability P; a 429 carries ``Retry-After``
+  of ``retry_after=SECONDS`` (whole seconds, default 1);
 - ``expire@P``: the emulator expires the credential the request carries (an OAuth access token,
   a Salesforce session) and answers as it answers an expired one: a token dying mid-run, never
   on the credential's first request. A Harvest personal access token never expires, so only
@@ -99,6 +100,7 @@ class FaultInjector:
         self._rates: dict[str, tuple[int, float]] = {}
         self._windows: dict[str, deque[float]] = {}
         self._slow_seconds: dict[str, float] = {}
+        self._retry_after: dict[str, float] = {}
         self._concurrency: dict[str, int] = {}
         self._used: set[str] = set()  # credentials seen, so that an expiry never strikes a fresh one
         self.named_rules: dict[str, list[str]] = {}  # an emulator's own kinds (NAMED_FAULTS), read at its start
@@ -125,6 +127,8 @@ class FaultInjector:
         elif rule.startswith("rate="):
             count, _, seconds = rule[len("rate="):].partition("/")
             self._rates[api] = (int(count), float(seconds))
+        elif rule.startswith("retry_after="):
+            self._retry_after[api] = max(0.0, float(rule[len("retry_after="):]))
         elif rule.startswith("slow="):
             self._slow_seconds[api] = max(0.0, float(rule[len("slow="):]))
         elif name == "respond":
@@ -147,7 +151,7 @@ class FaultInjector:
     def clear(self, api: str | None = None) -> None:
         with self._lock:
             for table in (self._queued, self._planned, self._random, self._rates, self._windows,
-                          self._slow_seconds, self._concurrency):
+                          self._slow_seconds, self._retry_after, self._concurrency):
                 if api is None:
                     table.clear()
                 else:
@@ -180,7 +184,7 @@ class FaultInjector:
             for kind, status, p in self._random.get(api, ()):
                 if kind in ("status", "expire") and self._rng.random() < p:
                     if kind == "status":
-                        return Fault(status, 1.0 if status == 429 else None)
+                        return Fault(status, self._retry_after.get(api, 1.0) if status == 429 else None)
                     if not fresh:
                         return Fault(401, None, "expire")
         return None
@@ -225,6 +229,7 @@ class FaultInjector:
                                  for k, s, p in rules] for api, rules in self._random.items()},
                 "rate_limits": {api: {"requests": n, "seconds": w} for api, (n, w) in self._rates.items()},
                 "slow_seconds": dict(self._slow_seconds),
+                "retry_after": dict(self._retry_after),
                 "concurrency": dict(self._concurrency),
             }
 
