@@ -36,7 +36,6 @@ request whose path ends with it gets the fault. ``{"api", "spec": "RULE"}`` adds
 from __future__ import annotations
 
 import html
-import json
 import math
 import random
 import threading
