@@ -269,6 +269,16 @@ class SandboxProcess:
             body["retry_after"] = retry_after
         self.call("POST", "/_sandbox/faults", body)
 
+    def plan_fault(self, api: str, kind: str, count: int = 1, path: str = "", **options: Any) -> dict[str, Any]:
+        """Queue a fault kind for the next `count` requests to `api` whose path ends with `path`:
+        ``expire``, ``reset``, ``truncate``, ``cut``, ``slow``, ``echo``, ``endless``, or ``respond``
+        with ``json=`` (or ``body=`` text, ``status=``, ``content_type=``) to plant a literal answer."""
+        return self.call("POST", "/_sandbox/faults", {"api": api, "kind": kind, "count": count, "path": path, **options})
+
+    def add_fault_rule(self, api: str, rule: str) -> dict[str, Any]:
+        """Add one ``--faults`` rule for `api` now, e.g. ``reset@0.1`` or ``slow=1.5``."""
+        return self.call("POST", "/_sandbox/faults", {"api": api, "spec": rule})
+
     def clear_faults(self, api: str | None = None) -> None:
         self.call("DELETE", "/_sandbox/faults" + (f"?api={api}" if api else ""))
 

@@ -21,7 +21,8 @@ from crm_assets.sandbox import READY_LINE
 from crm_assets.sandbox.harvest import ACCOUNT_ID, COMPANY, HarvestEmulator
 from crm_assets.sandbox.harvest_id import HarvestIdEmulator, TokenRegistry
 from crm_assets.sandbox.salesforce import SalesforceEmulator
-from crm_assets.sandbox.server import FaultInjector, SandboxServer, serve
+from crm_assets.sandbox.faults import FaultInjector
+from crm_assets.sandbox.server import SandboxServer, serve
 from crm_assets.sandbox.zoho import zoho_emulators
 
 
@@ -32,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=1, help="data seed (default 1)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the large tables (1 = 5,000 time entries)")
     parser.add_argument("--faults", default=None,
-                        help="probabilistic faults and rate limits, e.g. harvest:429@0.1,harvest:500@0.05,harvest:rate=100/15")
+                        help="faults and rate limits for any API, e.g. harvest:429@0.1,zoho:reset@0.1,"
+                             "salesforce:expire@0.05,harvest:rate=100/15 (every kind: crm_assets/sandbox/faults.py)")
     parser.add_argument("--anchor", type=dt.date.fromisoformat, default=None,
                         help="YYYY-MM-DD; seeded timestamps fall in the 400 days before it (default: today, UTC)")
     parser.add_argument("--lifetime", type=float, default=0, help="stop after this many seconds (0 = until SIGTERM/SIGINT)")
@@ -58,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     harvest_id = HarvestIdEmulator(tokens, accounts=[
         {"id": int(ACCOUNT_ID), "name": COMPANY["name"], "product": "harvest"},
         {"id": int(ACCOUNT_ID) + 1, "name": f"{COMPANY['name']} Forecast", "product": "forecast"},
-    ])
+    ], faults=faults)
     try:
         salesforce = SalesforceEmulator(faults, seed=args.seed)  # HTTPS on its own port, admin routes here
         emulators = [harvest, harvest_id, salesforce, *zoho_emulators(args.seed, args.scale, args.anchor, faults)]

@@ -41,7 +41,8 @@ from crm_assets.sandbox.harvest_id import TokenRegistry
 from crm_assets.sandbox.harvest_vocabulary import HISTORY_DAYS, iso_day
 from crm_assets.sandbox.harvest_reference import ENDPOINTS, RECORDS, REPORTS, Endpoint, shape_errors
 from crm_assets.sandbox.harvest_store import NOT_FOUND, ApiError, Query, Record, Table, epoch, parse_since, render_page
-from crm_assets.sandbox.server import FaultInjector, Request, Response, dumps, fault_response, json_response
+from crm_assets.sandbox.faults import FaultInjector, fault_response
+from crm_assets.sandbox.server import Request, Response, dumps, json_response
 
 TOKEN = "sandbox-harvest-token"
 ACCOUNT_ID = "1234567"
@@ -145,10 +146,15 @@ class HarvestEmulator(HarvestAdmin):
             return error
         with self.lock:
             self.stats[route] += 1
-        fault = self.faults.take(self.name)
+        fault = self.faults.take(self.name, _bearer(request))
         if fault is None and route in REPORTS:
             fault = self.faults.take(REPORTS_LIMIT)
-        if fault is not None:
+        if fault is not None and fault.kind == "expire":
+            token = _bearer(request)
+            if token != TOKEN:  # a personal access token never expires; an OAuth one dies now
+                self.tokens.expire(token)
+                return json_response(401, INVALID_TOKEN)
+        elif fault is not None:
             return fault_response(fault)
         try:
             with self.lock:
@@ -257,16 +263,20 @@ def _authenticate(request: Request, tokens: TokenRegistry | None = None) -> Resp
     """
     if not request.headers.get("User-Agent"):
         return json_response(400, {"message": "A User-Agent header is required, e.g. 'MyApp (you@example.com)'"})
-    auth = request.headers.get("Authorization") or ""
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer":
-        token = request.param("access_token") or ""
+    token = _bearer(request)
     account = request.headers.get("Harvest-Account-Id") or request.param("account_id") or ""
-    token = token.strip()
     known = token == TOKEN or (tokens is not None and tokens.accepts(token))
     if not known or account.strip() != ACCOUNT_ID:
         return json_response(401, INVALID_TOKEN)
     return None
+
+
+def _bearer(request: Request) -> str:
+    """The token a request carries: ``Authorization: Bearer`` or the ``access_token`` parameter."""
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() != "bearer":
+        token = request.param("access_token") or ""
+    return token.strip()
 
 
 def start_date_for(anchor: dt.date) -> dt.date:

@@ -32,6 +32,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from crm_assets.sandbox.faults import FaultInjector, fault_response
 from crm_assets.sandbox.server import BadRequest, Request, Response, json_response
 
 CLIENT_ID = "sandbox-oauth-client"
@@ -118,7 +119,8 @@ class HarvestIdEmulator:
 
     name = "harvest_id"
 
-    def __init__(self, tokens: TokenRegistry, accounts: list[dict[str, Any]]):
+    def __init__(self, tokens: TokenRegistry, accounts: list[dict[str, Any]], faults: FaultInjector | None = None):
+        self.faults = faults
         self.tokens = tokens
         self.accounts = [dict(a) for a in accounts]
         self.lock = threading.Lock()
@@ -146,6 +148,9 @@ class HarvestIdEmulator:
     # -- the API --
 
     def handle_api(self, request: Request, path: str) -> Response:
+        fault = self.faults.take(self.name) if self.faults is not None else None
+        if fault is not None:
+            return fault_response(fault)
         if path == "/api/v2/oauth2/token" and request.method == "POST":
             return self._token(request)
         if path == "/api/v2/accounts" and request.method in ("GET", "HEAD"):

@@ -18,10 +18,11 @@ answer 404 on the login host, as ``login.salesforce.com`` serves no data (spec Â
 in :class:`~crm_assets.sandbox.salesforce_org.Org` (objects in ``salesforce_schema``); the org
 starts empty.
 
-Faults (never on login requests): the shared injector's statuses under the API name
-``salesforce`` (``--faults salesforce:503@0.05``, or queued through ``POST /_sandbox/faults``)
-answer as Salesforce would: 401 ``INVALID_SESSION_ID``, 403 ``REQUEST_LIMIT_EXCEEDED``, 500
-``UNKNOWN_EXCEPTION``, 502-504 an HTML gateway page. Salesforce's own kinds:
+Faults: the shared injector's kinds (``faults``) under the API name ``salesforce`` for the data
+APIs and ``salesforce_login`` for SOAP and OAuth logins (``--faults salesforce:503@0.05``, or
+queued through ``POST /_sandbox/faults``). Data API statuses answer as Salesforce would: 401
+``INVALID_SESSION_ID``, 403 ``REQUEST_LIMIT_EXCEEDED``, 500 ``UNKNOWN_EXCEPTION``, 502-504 an HTML
+gateway page; ``expire`` kills the session the request carries first. Salesforce's own kinds:
 ``salesforce:lock@P`` (each record fails ``UNABLE_TO_LOCK_ROW`` with probability P),
 ``salesforce:batch_failed@P`` (a Bulk 1.0 batch ends ``Failed``), ``salesforce:session_expiry=N``
 (sessions die after N data requests: REST 401, Bulk 1.0 400 ``InvalidSessionId``). The admin API
@@ -50,7 +51,8 @@ from crm_assets.sandbox.salesforce_collections import Collections
 from crm_assets.sandbox.salesforce_org import USER_ID, USERNAME, Org
 from crm_assets.sandbox.salesforce_rest import Rest, rest_error
 from crm_assets.sandbox.salesforce_tls import start_https
-from crm_assets.sandbox.server import Fault, FaultInjector, Request, Response, fault_response, json_response
+from crm_assets.sandbox.faults import Fault, FaultInjector, fault_response
+from crm_assets.sandbox.server import Request, Response, json_response
 
 ORG_ID = "00D8c0000000001EAA"
 PASSWORD = "sandbox&Pass-7Qv"
@@ -60,6 +62,7 @@ CLIENT_SECRET = "sandbox-consumer-secret-5d1f"
 LOGIN_HOST = "localhost"
 INSTANCE_HOST = "127.0.0.1"
 INVALID_LOGIN = "Invalid username, password, security token; or user locked out."
+LOGIN_FAULTS = "salesforce_login"  # the fault injector's name for the login requests
 SOAP_NS = 'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
 
 
@@ -176,6 +179,11 @@ class SalesforceEmulator:
                 self.sessions[session] = left - 1
             return True
 
+    def kill_session(self, session: str | None) -> None:
+        with self.lock:
+            if session in self.sessions:
+                self.sessions[session] = 0
+
     def expire_sessions(self, after: int | None = 0) -> int:
         """Every live session gets `after` more requests (0: dies now; None: never dies)."""
         with self.lock:
@@ -193,7 +201,12 @@ class SalesforceEmulator:
             "host": request.host,
             "time": dt.datetime.now(dt.UTC).isoformat(),
         }
-        response = self._route(request, entry)
+        path = request.path
+        login = path.startswith("/services/Soap/u/") or path.rstrip("/") == "/services/oauth2/token"
+        api = LOGIN_FAULTS if login else self.name
+        response = self.faults.serve(api, request, lambda: self._route(request, entry))
+        if response.transport:
+            entry["fault"] = response.transport
         entry.update(status=response.status, ms=round((time.monotonic() - began) * 1000, 1))
         with self.lock:
             self.received += 1
@@ -203,12 +216,13 @@ class SalesforceEmulator:
 
     def _route(self, request: Request, entry: dict[str, Any]) -> Response:
         path = request.path
-        if path.startswith("/services/Soap/u/"):
-            entry["api"] = "soap"
-            return self._soap_login(request, path, entry)
-        if path.rstrip("/") == "/services/oauth2/token":
-            entry["api"] = "oauth"
-            return self._oauth(request, entry)
+        if path.startswith("/services/Soap/u/") or path.rstrip("/") == "/services/oauth2/token":
+            entry["api"] = "soap" if path.startswith("/services/Soap/u/") else "oauth"
+            fault = self.faults.take(LOGIN_FAULTS)
+            if fault is not None:
+                entry["fault"] = fault.status
+                return fault_response(fault)
+            return self._soap_login(request, path, entry) if entry["api"] == "soap" else self._oauth(request, entry)
         bulk = path.startswith("/services/async/")
         if not (bulk or path.startswith("/services/data")):
             return rest_error(404, "NOT_FOUND", "The requested resource does not exist")
@@ -219,9 +233,14 @@ class SalesforceEmulator:
                 "NOT_FOUND",
                 f"The login host serves no data API; use the instance URL {self.instance_url}",
             )
-        fault = self.faults.take(self.name)
+        session = request.headers.get("X-SFDC-Session") if bulk else _bearer(request)
+        fault = self.faults.take(self.name, session)
+        if fault is not None and fault.kind == "expire":  # the session dies mid-run
+            entry["fault"] = "expire"
+            self.kill_session(session)
+            fault = Fault(401)
         if fault is not None:
-            entry["fault"] = fault.status
+            entry["fault"] = entry.get("fault", fault.status)
             return self._fault(fault, bulk)
         if path.rstrip("/") == "/services/data":
             return self.rest.versions()
@@ -234,13 +253,7 @@ class SalesforceEmulator:
                 return bulk_error("InvalidUrl", f"unsupported API version: {version}", 404)
             _summarize_body(request, entry)
             return self.bulk.handle(request.method, parts[1:], request.body, version)
-        auth = request.headers.get("Authorization") or ""
-        token = (
-            auth.split(" ", 1)[1].strip()
-            if auth.split(" ", 1)[0] in ("Bearer", "OAuth") and " " in auth
-            else None
-        )
-        if not self.use_session(token):
+        if not self.use_session(_bearer(request)):
             return rest_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         _summarize_body(request, entry)
         return self.rest.handle(request, entry)
@@ -343,6 +356,12 @@ class SalesforceEmulator:
                 "scope": "api",
             },
         )
+
+
+def _bearer(request: Request) -> str | None:
+    """The session id of a REST request's ``Authorization: Bearer|OAuth`` header."""
+    scheme, _, token = (request.headers.get("Authorization") or "").partition(" ")
+    return token.strip() or None if scheme in ("Bearer", "OAuth") else None
 
 
 def _soap_fault(code: str, message: str) -> Response:

@@ -1,8 +1,8 @@
 """The sandbox's HTTP layer: one threaded server that hosts several API emulators.
 
 Requests are routed by the first path segment: ``/harvest/...`` goes to the emulator named
-``harvest`` (later ``/zoho/...``), ``/_sandbox/<name>/...`` to that
-emulator's admin API, and ``/_sandbox/faults`` to the shared fault injector. The server speaks
+``harvest``, ``/_sandbox/<name>/...`` to that emulator's admin API, and ``/_sandbox/faults`` to
+the shared fault injector (``faults``), which also wraps every API request. The server speaks
 HTTP/1.1 and always sends ``Content-Length`` so that clients can keep connections alive, which
 matters when a benchmark reads thousands of pages.
 
@@ -15,24 +15,23 @@ is the exception: its API is served over HTTPS on its own port at root-level pat
 
 from __future__ import annotations
 
-import html
 import json
-import math
-import random
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
 import traceback
-import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.message import Message
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    from crm_assets.sandbox.faults import FaultInjector
 
 try:
     import orjson
@@ -87,6 +86,10 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # How the transport spoils the answer (a fault kind of `faults.TRANSPORT_KINDS`) and how long
+    # it waits before sending anything.
+    transport: str | None = None
+    delay: float = 0.0
 
 
 class BadRequest(Exception):
@@ -113,242 +116,6 @@ class Emulator(Protocol):
     def handle_api(self, request: Request, path: str) -> Response: ...
 
     def handle_admin(self, request: Request, path: str) -> Response: ...
-
-
-# --- fault injection -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Fault:
-    status: int
-    retry_after: float | None = None
-
-
-class FaultInjector:
-    """Decides, per API request, whether to answer with an error instead.
-
-    Three sources, checked in this order: faults queued through ``POST /_sandbox/faults`` (the
-    next ``count`` requests to that API), a sliding-window rate limit, and probabilistic faults
-    drawn from a seeded RNG. Emulators call :meth:`take` once per authenticated request.
-
-    The ``--faults`` spec is a comma-separated list of ``api:STATUS@PROBABILITY`` (for example
-    ``harvest:429@0.1,harvest:500@0.05``) and ``api:rate=REQUESTS/SECONDS`` (for example
-    ``harvest:rate=100/15``, Harvest's documented limit), and ``api:concurrency=N``, which an
-    emulator that counts its requests in flight reads through :meth:`concurrency_limit`
-    (Zoho's per-app concurrency limit, answered with 429).
-
-    Two kinds answer from the request itself, before the emulator sees it (and before it
-    checks credentials), as a misconfigured proxy or a runaway API would:
-
-    - ``echo``: an HTML page (status 200 unless given) quoting the request line and every
-      request header, ``Authorization`` included, like a debugging proxy's error page;
-    - ``endless``: an empty list page whose ``links.next`` always points one page further, with
-      the envelope named after the last path segment, as if the API never reached the end.
-
-    Queue them with ``POST /_sandbox/faults {"api": "harvest", "kind": "echo", "count": 1}``
-    (optionally ``"status"``), or draw them at random with ``api:echo@PROBABILITY`` and
-    ``api:endless@PROBABILITY`` in the spec.
-
-    Kinds an emulator interprets itself (:data:`NAMED_FAULTS`, e.g. ``salesforce:lock@0.1`` or
-    ``salesforce:session_expiry=50``) are only checked and kept in :attr:`named_rules`.
-    """
-
-    def __init__(self, seed: int = 0, spec: str | None = None):
-        self._lock = threading.Lock()
-        self._rng = random.Random(f"faults:{seed}")
-        self._queued: dict[str, deque[Fault]] = {}
-        self._random: dict[str, list[tuple[int, float]]] = {}
-        self._rates: dict[str, tuple[int, float]] = {}
-        self._windows: dict[str, deque[float]] = {}
-        self._shaped_queued: dict[str, deque[tuple[str, int]]] = {}
-        self._shaped_random: dict[str, list[tuple[str, float]]] = {}
-        self.named_rules: dict[str, list[str]] = {}  # an emulator's own kinds (NAMED_FAULTS), read at its start
-        self._concurrency: dict[str, int] = {}
-        if spec:
-            self.configure(spec)
-
-    def configure(self, spec: str) -> None:
-        for item in filter(None, (part.strip() for part in spec.split(","))):
-            api, sep, rule = item.partition(":")
-            if not sep or not api:
-                raise ValueError(f"fault {item!r}: expected api:STATUS@PROBABILITY or api:rate=N/SECONDS")
-            try:
-                if rule.partition("@")[0].partition("=")[0] in NAMED_FAULTS.get(api, ()):
-                    _check_named_rule(rule)
-                    self.named_rules.setdefault(api, []).append(rule)
-                elif rule.startswith("concurrency="):
-                    self._concurrency[api] = max(1, int(rule[len("concurrency="):]))
-                elif rule.startswith("rate="):
-                    count, _, seconds = rule[5:].partition("/")
-                    self._rates[api] = (int(count), float(seconds))
-                elif rule.partition("@")[0] in SHAPED_FAULTS:
-                    kind, _, prob = rule.partition("@")
-                    self._shaped_random.setdefault(api, []).append((kind, _probability(prob)))
-                else:
-                    status, _, prob = rule.partition("@")
-                    p = float(prob)
-                    if not 0 <= p <= 1:
-                        raise ValueError("probability must be within [0, 1]")
-                    self._random.setdefault(api, []).append((int(status), p))
-            except ValueError as exc:
-                raise ValueError(f"fault {item!r}: {exc}") from exc
-
-    def queue(self, api: str, status: int, count: int = 1, retry_after: float | None = None) -> None:
-        with self._lock:
-            q = self._queued.setdefault(api, deque())
-            q.extend(Fault(status, retry_after) for _ in range(count))
-
-    def clear(self, api: str | None = None) -> None:
-        with self._lock:
-            for table in (self._queued, self._random, self._rates, self._windows, self._shaped_queued, self._shaped_random,
-                          self._concurrency):
-                if api is None:
-                    table.clear()
-                else:
-                    table.pop(api, None)
-
-    def take(self, api: str) -> Fault | None:
-        with self._lock:
-            q = self._queued.get(api)
-            if q:
-                return q.popleft()
-            rate = self._rates.get(api)
-            if rate is not None:
-                limit, window = rate
-                now = time.monotonic()
-                hits = self._windows.setdefault(api, deque())
-                while hits and hits[0] <= now - window:
-                    hits.popleft()
-                if len(hits) >= limit:
-                    return Fault(429, max(1.0, math.ceil(hits[0] + window - now)))
-                hits.append(now)
-            for status, p in self._random.get(api, ()):
-                if self._rng.random() < p:
-                    return Fault(status, 1.0 if status == 429 else None)
-        return None
-
-    def concurrency_limit(self, api: str) -> int | None:
-        """How many requests to `api` may be in flight at once (None: no limit)."""
-        with self._lock:
-            return self._concurrency.get(api)
-
-    def queue_shaped(self, api: str, kind: str, count: int = 1, status: int = 200) -> None:
-        if kind not in SHAPED_FAULTS:
-            raise BadRequest(f"fault kind {kind!r}: expected one of {', '.join(SHAPED_FAULTS)}")
-        with self._lock:
-            self._shaped_queued.setdefault(api, deque()).extend((kind, status) for _ in range(count))
-
-    def take_shaped(self, api: str, request: Request) -> Response | None:
-        """An ``echo`` or ``endless`` answer to `request`, when one is due; the server asks first."""
-        with self._lock:
-            q = self._shaped_queued.get(api)
-            if q:
-                kind, status = q.popleft()
-            else:
-                drawn = [k for k, p in self._shaped_random.get(api, ()) if self._rng.random() < p]
-                if not drawn:
-                    return None
-                kind, status = drawn[0], 200
-        return SHAPED_FAULTS[kind](request, status)
-
-    def describe(self) -> dict[str, Any]:
-        with self._lock:
-            return {
-                "shaped": {api: [{"kind": k, "status": st} for k, st in q] for api, q in self._shaped_queued.items() if q},
-                "shaped_random": {api: [{"kind": k, "probability": p} for k, p in rules] for api, rules in self._shaped_random.items()},
-                "queued": {api: [vars(f) for f in q] for api, q in self._queued.items() if q},
-                "random": {api: [{"status": s, "probability": p} for s, p in rules] for api, rules in self._random.items()},
-                "rate_limits": {api: {"requests": n, "seconds": w} for api, (n, w) in self._rates.items()},
-                "concurrency": dict(self._concurrency),
-            }
-
-    def handle_admin(self, request: Request) -> Response:
-        """``POST /_sandbox/faults`` queues faults; ``GET`` shows them; ``DELETE`` clears them."""
-        if request.method == "GET":
-            return json_response(200, self.describe())
-        if request.method == "DELETE":
-            self.clear(request.param("api"))
-            return json_response(200, self.describe())
-        if request.method != "POST":
-            return json_response(405, {"error": "use GET, POST or DELETE"})
-        body = request.json()
-        try:
-            api = str(body["api"])
-            if "spec" in body:
-                self.configure(f"{api}:{body['spec']}")
-            elif "kind" in body:
-                self.queue_shaped(api, str(body["kind"]), int(body.get("count", 1)), int(body.get("status", 200)))
-            else:
-                retry = body.get("retry_after")
-                self.queue(api, int(body["status"]), int(body.get("count", 1)), None if retry is None else float(retry))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadRequest(f"expected {{api, status, count, retry_after}} or {{api, kind, count}}: {exc}") from exc
-        return json_response(200, self.describe())
-
-
-# Fault kinds an emulator interprets itself, given as api:KIND@PROBABILITY or api:KIND=N.
-NAMED_FAULTS: dict[str, tuple[str, ...]] = {"salesforce": ("lock", "batch_failed", "session_expiry")}
-
-
-def _check_named_rule(rule: str) -> None:
-    kind, sep, value = rule.partition("@")
-    if sep:
-        _probability(value)
-    elif int(rule.partition("=")[2]) < 1:
-        raise ValueError(f"{kind}=N needs N >= 1")
-
-
-def _probability(text: str) -> float:
-    p = float(text)
-    if not 0 <= p <= 1:
-        raise ValueError("probability must be within [0, 1]")
-    return p
-
-
-def echo_page(request: Request, status: int) -> Response:
-    """A debugging proxy's bare page quoting the request line and headers, credentials first."""
-    headers = sorted(request.headers.items(), key=lambda item: item[0].lower() != "authorization")
-    lines = [f"{request.method} {request.path}"] + [f"{name}: {value}" for name, value in headers]
-    body = "<html><body><pre>" + html.escape("\n".join(lines)) + "</pre></body></html>\n"
-    return Response(status, body.encode(), content_type="text/html; charset=utf-8")
-
-
-def endless_page(request: Request, status: int) -> Response:
-    """An empty list page whose ``links.next`` always leads one page further."""
-    page = 1
-    try:
-        page = max(1, int(request.param("page") or 1))
-    except ValueError:
-        pass
-    per_page = request.param("per_page") or "2000"
-    base = f"{request.base_url}{request.path}"
-
-    def link(number: int) -> str:
-        return f"{base}?{urlencode({'page': number, 'per_page': per_page, 'nonce': uuid.uuid4().hex})}"
-
-    envelope = request.path.rstrip("/").rpartition("/")[2] or "records"
-    return json_response(status, {
-        envelope: [], "per_page": int(per_page) if per_page.isdigit() else per_page, "total_pages": 1,
-        "total_entries": 0, "next_page": page + 1, "previous_page": page - 1 or None, "page": page,
-        "links": {"first": link(1), "next": link(page + 1), "previous": link(page - 1) if page > 1 else None,
-                  "last": link(1)},
-    })
-
-
-SHAPED_FAULTS: dict[str, Callable[[Request, int], Response]] = {"echo": echo_page, "endless": endless_page}
-
-
-def fault_response(fault: Fault) -> Response:
-    """A generic error answer: JSON for 4xx and 500, an HTML gateway page for 502-504."""
-    reason = HTTPStatus(fault.status).phrase if fault.status in HTTPStatus._value2member_map_ else "Error"
-    headers = []
-    if fault.retry_after is not None or fault.status == 429:
-        headers.append(("Retry-After", str(int(math.ceil(fault.retry_after if fault.retry_after is not None else 1)))))
-    if fault.status in (502, 503, 504):
-        resp = html_response(fault.status, f"{fault.status} {reason}", "The server is temporarily unable to service your request.")
-        resp.headers = headers
-        return resp
-    return json_response(fault.status, {"status": fault.status, "error": reason}, headers)
 
 
 # --- HTTP server -----------------------------------------------------------------------------
@@ -395,7 +162,8 @@ class SandboxServer(ThreadingHTTPServer):
                 return json_response(404, {"error": f"no sandbox admin route {path}"})
             name, _, sub = path.lstrip("/").partition("/")
             if name in self.emulators:
-                return self.faults.take_shaped(name, request) or self.emulators[name].handle_api(request, "/" + sub)
+                emulator = self.emulators[name]
+                return self.faults.serve(name, request, lambda: emulator.handle_api(request, "/" + sub))
             return html_response(404, "Not Found", f"No emulated API serves {path}.")
         except BadRequest as exc:
             return json_response(400, {"error": str(exc)})
@@ -418,14 +186,32 @@ class _Handler(BaseHTTPRequestHandler):
         host = self.headers.get("Host") or "{}:{}".format(*self.server.server_address[:2])
         request = Request(self.command, split.path, parse_qsl(split.query, keep_blank_values=True), self.headers, body, host)
         response = self.server.dispatch(request)
+        try:
+            self._send(response)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout) first
+            self.close_connection = True
+
+    def _send(self, response: Response) -> None:
+        """Send `response`, spoiled as its ``transport`` fault says."""
+        if response.delay:
+            time.sleep(response.delay)
+        if response.transport == "reset":  # a reset instead of any answer: linger 0 makes close send RST
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        body = response.body
+        sent = body[: len(body) // 2] if response.transport in ("truncate", "cut") else body
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Content-Length", str(len(body if response.transport == "truncate" else sent)))
         for name, value in response.headers:
             self.send_header(name, value)
+        if response.transport == "truncate":
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(response.body)
+            self.wfile.write(sent)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _handle
 

@@ -56,7 +56,8 @@ from collections.abc import Callable
 from typing import Any
 
 from crm_assets.sandbox import zoho_reference as ref
-from crm_assets.sandbox.server import FaultInjector, Request, Response, fault_response, json_response
+from crm_assets.sandbox.faults import FaultInjector, fault_response
+from crm_assets.sandbox.server import Request, Response, json_response
 from crm_assets.sandbox.zoho_accounts import RequestLog, TokenStore, ZohoAccountsEmulator
 from crm_assets.sandbox.zoho_admin import ZohoAdmin
 from crm_assets.sandbox.zoho_data import Dataset, module_fields
@@ -107,7 +108,7 @@ class ZohoEmulator(ZohoAdmin):
         self.faults = faults or FaultInjector(seed)
         self.tokens = tokens or TokenStore()
         self.log = log or RequestLog()
-        self.accounts = ZohoAccountsEmulator(self.tokens, self.log, crm_prefix="/" + self.name)
+        self.accounts = ZohoAccountsEmulator(self.tokens, self.log, crm_prefix="/" + self.name, faults=self.faults)
         self.lock = threading.RLock()
         self.in_flight = 0
         self.settings: dict[str, Any] = {"multi_currency": True, "territories_enabled": True, "latency": 0.0,
@@ -159,6 +160,10 @@ class ZohoEmulator(ZohoAdmin):
             return json_response(401, ref.AUTHENTICATION_FAILURE)
         if self.tokens.state(token.strip()) != "live":
             return json_response(401, ref.INVALID_TOKEN)
+        fault = self.faults.take(self.name, token.strip())
+        if fault is not None and fault.kind == "expire":  # the token dies mid-run
+            self.tokens.expire(token.strip())
+            return json_response(401, ref.INVALID_TOKEN)
         limit = self.faults.concurrency_limit(self.name)
         with self.lock:
             self.in_flight += 1
@@ -166,7 +171,6 @@ class ZohoEmulator(ZohoAdmin):
         try:
             if self.settings["latency"]:
                 time.sleep(float(self.settings["latency"]))
-            fault = self.faults.take(self.name)
             if crowded or fault is not None:
                 return self._fault(fault, crowded)
             with self.lock:

@@ -35,6 +35,7 @@ from collections import Counter, deque
 from typing import Any
 from urllib.parse import parse_qsl
 
+from crm_assets.sandbox.faults import FaultInjector, fault_response
 from crm_assets.sandbox.server import BadRequest, Request, Response, json_response
 
 CLIENT_ID = "1000.SANDBOX7Q2ZOHOCLIENT0000000"
@@ -191,7 +192,8 @@ class ZohoAccountsEmulator:
 
     name = "zoho_accounts"
 
-    def __init__(self, tokens: TokenStore, log: RequestLog, crm_prefix: str = "/zoho"):
+    def __init__(self, tokens: TokenStore, log: RequestLog, crm_prefix: str = "/zoho", faults: FaultInjector | None = None):
+        self.faults = faults
         self.tokens = tokens
         self.log = log
         self.crm_prefix = crm_prefix
@@ -208,7 +210,10 @@ class ZohoAccountsEmulator:
         params = dict(request.query)
         if request.body:
             params.update(parse_qsl(request.body.decode("utf-8", "replace"), keep_blank_values=True))
-        if path == "/oauth/v2/token" and request.method == "POST":
+        fault = self.faults.take(self.name) if self.faults is not None else None
+        if fault is not None:
+            answer, outcome = fault_response(fault), f"fault {fault.status}"
+        elif path == "/oauth/v2/token" and request.method == "POST":
             answer, outcome = self._grant(request, params)
         elif path == "/oauth/v2/token/revoke" and request.method == "POST":
             revoked = self.tokens.revoke(params["token"]) if params.get("token") else 0

@@ -56,12 +56,12 @@ class _TrustedAdapter(HTTPAdapter):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """5xx answers, connection resets and timeouts, lock and request-limit refusals."""
+    """5xx and 429 answers, connection resets and timeouts, lock and request-limit refusals."""
     if isinstance(exc, requests.RequestException):
         return True
     if isinstance(exc, SalesforceAuthenticationFailed):
-        return isinstance(exc.code, int) and exc.code >= 500
-    if isinstance(exc, SalesforceGeneralError) and (exc.status or 0) >= 500:
+        return isinstance(exc.code, int) and (exc.code >= 500 or exc.code == 429)
+    if isinstance(exc, SalesforceGeneralError) and ((exc.status or 0) >= 500 or exc.status == 429):
         return True
     if isinstance(exc, SalesforceError):
         content = exc.content
@@ -138,8 +138,8 @@ class SalesforceApi:
             else:
                 session_id, instance = r.session_id, r.instance_url.split("://", 1)[-1].rstrip("/")
         except SalesforceAuthenticationFailed as exc:
-            if isinstance(exc.code, int) and exc.code >= 500:
-                raise  # the login server is unwell, not the credentials: worth another attempt
+            if is_transient(exc):
+                raise  # the login server is unwell or busy, not the credentials: worth another attempt
             raise SalesforceSetupError(
                 f"Salesforce login refused ({self.method}): {self.redact(exc)}"
             ) from None
