@@ -4,6 +4,7 @@ failing on its configuration."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import tempfile
@@ -103,10 +104,16 @@ def remote_sync_instigators(instance: dg.DagsterInstance) -> tuple[Any, Any]:
 def test_configuration_failures_are_recorded_posted_and_pause_the_sync(
     world: World, webhook: Webhook, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    specs = load_syncs()
+    # The shipped sync, reading the table itself rather than the model over it (not built here):
+    # the login is refused before the query's result matters.
+    specs = [
+        dataclasses.replace(s, query=f"select id::varchar as {s.key}, name as Name from harvest.clients")
+        if s.name == SYNC else s
+        for s in load_syncs() if s.destination == "salesforce"
+    ]
     key = dg.AssetKey(["salesforce", SYNC])
     step = key.to_python_identifier()
-    syncs = build_sync_definitions([s for s in specs if s.destination == "salesforce"])
+    syncs = build_sync_definitions(specs)
     env = world.sandbox.env
     refused = SalesforceResource(
         login_url=env["SALESFORCE_LOGIN_URL"],
