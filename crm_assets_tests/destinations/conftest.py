@@ -99,12 +99,17 @@ def run_syncs(
     resource: SalesforceResource,
     raise_on_error: bool = True,
     instance: dg.DagsterInstance | None = None,
+    zoho: Any = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize the syncs' assets and their checks as one real Dagster run."""
+    """Materialize the syncs' assets and their checks as one real Dagster run (`zoho`: the
+    ZohoClient that Zoho syncs among `specs` write with)."""
     defs = build_sync_definitions(specs)
+    resources = {"warehouse": Warehouse(duckdb=DuckDBResource(database=path)), "salesforce": resource}
+    if zoho is not None:
+        resources["zoho"] = zoho
     return dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        resources={"warehouse": Warehouse(duckdb=DuckDBResource(database=path)), "salesforce": resource},
+        resources=resources,
         raise_on_error=raise_on_error,
         instance=instance,
     )

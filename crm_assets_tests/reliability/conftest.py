@@ -35,10 +35,13 @@ from crm_assets.sources.zoho.client import ZohoClient
 from crm_assets.sources.zoho.reader import ZohoReader
 from crm_assets.warehouse import Warehouse
 from crm_assets_tests.destinations.conftest import run_syncs, salesforce_resource
+from crm_assets_tests.models.conftest import materialize_marts
+from crm_assets_tests.zoho_modules import module_records as zoho_module_records
 
 SEED, SCALE = 23, 0.05
 SOURCE_SCHEMAS = ("harvest", "zoho")
 # Fields the org sets itself, different on every insert.
+ZOHO_SYSTEM_FIELDS = {"id", "Created_Time", "Modified_Time", "Created_By", "Modified_By"}
 ORG_SYSTEM_FIELDS = {"Id", "OwnerId", "CreatedDate", "CreatedById", "LastModifiedDate", "LastModifiedById", "SystemModstamp"}
 # Quick retries and a short timeout, so that a run through faults takes seconds; the sandbox's slow
 # answers wait SLOW_SECONDS, longer than CLIENT_TIMEOUT.
@@ -100,12 +103,20 @@ def example_syncs(fast: bool = False) -> list[SyncSpec]:
     return specs
 
 
+def build_marts(path: str) -> None:
+    """The models the example syncs read, built from the warehouse's tables (no API involved)."""
+    names = sorted({table for s in example_syncs() for schema, table in s.tables if schema == "marts"})
+    materialize_marts(path, names)
+
+
 def push(sb: SandboxProcess, path: str, instance: dg.DagsterInstance | None = None, fast: bool = False,
          raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    """Every example sync in crm_assets/syncs.yaml into the sandbox's Salesforce, one real run."""
+    """Every example sync in crm_assets/syncs.yaml into the sandbox's Salesforce and Zoho CRM,
+    one real run (the models they read must be built)."""
     options = {"timeout_seconds": CLIENT_TIMEOUT} if fast else {}
+    zoho = clients(sb, **(FAST_RETRIES if fast else {}))["zoho"]
     return run_syncs(example_syncs(fast), path, salesforce_resource(sb.env, **options), instance=instance,
-                     raise_on_error=raise_on_error)
+                     raise_on_error=raise_on_error, zoho=zoho)
 
 
 # -- the test's own reading of the results --
@@ -158,7 +169,7 @@ def duplicate_keys(path: str) -> dict[str, int]:
 def org_digest(sb: SandboxProcess) -> dict[str, tuple[int, str]]:
     """(records, sha256) per object the example syncs write, deleted ones included, without the
     fields the org sets itself and with every lookup id replaced by its target's external key."""
-    specs = example_syncs()
+    specs = [s for s in example_syncs() if s.destination == "salesforce"]
     records = {s.object: sb.salesforce_records(s.object, deleted="include") for s in specs}
     key_of = {s.object: s.key for s in specs}
     external = {r["Id"]: f"{obj}:{r[key_of[obj]]}" for obj, rs in records.items() for r in rs}
@@ -167,6 +178,10 @@ def org_digest(sb: SandboxProcess) -> dict[str, tuple[int, str]]:
         shown = sorted(repr(sorted((k, external.get(v, v) if isinstance(v, str) else v) for k, v in r.items()
                                    if k not in ORG_SYSTEM_FIELDS)) for r in rs)
         out[obj] = (len(rs), hashlib.sha256("\n".join(shown).encode()).hexdigest())
+    for spec in (s for s in example_syncs() if s.destination == "zoho"):
+        rs = zoho_module_records(sb, spec.object)
+        shown = sorted(repr(sorted((k, v) for k, v in r.items() if k not in ZOHO_SYSTEM_FIELDS)) for r in rs)
+        out[f"zoho:{spec.object}"] = (len(rs), hashlib.sha256("\n".join(shown).encode()).hexdigest())
     return out
 
 
@@ -174,7 +189,10 @@ def org_duplicates(sb: SandboxProcess) -> dict[str, int]:
     """Objects holding two records (live or deleted) for one sync key."""
     found = {}
     for spec in example_syncs():
-        keys = [r[spec.key] for r in sb.salesforce_records(spec.object, deleted="include")]
+        if spec.destination == "zoho":
+            keys = [r.get(spec.key) for r in zoho_module_records(sb, spec.object)]
+        else:
+            keys = [r[spec.key] for r in sb.salesforce_records(spec.object, deleted="include")]
         if len(keys) != len(set(keys)):
             found[spec.object] = len(keys) - len(set(keys))
     return found
@@ -192,12 +210,12 @@ class Baseline:
 @pytest.fixture(scope="session")
 def baseline(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory) -> Baseline:
     """The fault-free result every faulted or killed run must reproduce."""
-    sandbox.clear_faults()
-    sandbox.salesforce_reset()
-    sandbox.salesforce_settings(polls_before_done=0)
+    fresh_org(sandbox)
     path = str(tmp_path_factory.mktemp("baseline") / "warehouse.duckdb")
     began = time.monotonic()
     backfill(sandbox, path)
+    backfilled = time.monotonic()
+    build_marts(path)
     pushed = time.monotonic()
     push(sandbox, path)
     done = time.monotonic()
@@ -206,13 +224,14 @@ def baseline(sandbox: SandboxProcess, tmp_path_factory: pytest.TempPathFactory) 
     assert not duplicate_keys(path)
     org = org_digest(sandbox)
     assert all(count for count, _ in org.values()), org
-    return Baseline(path, digest, org, pushed - began, done - pushed)
+    return Baseline(path, digest, org, backfilled - began, done - pushed)
 
 
 def fresh_org(sb: SandboxProcess) -> None:
-    """An empty org, no faults anywhere, Bulk batches done at their first poll."""
+    """An empty org and empty Zoho modules, no faults anywhere, Bulk batches done at their first poll."""
     sb.clear_faults()
     sb.salesforce_reset()
+    sb.call("POST", "/_sandbox/zoho/modules/reset")
     sb.salesforce_settings(polls_before_done=0)
 
 

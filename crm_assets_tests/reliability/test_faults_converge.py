@@ -21,6 +21,7 @@ from crm_assets_tests.reliability.conftest import (
     SLOW_SECONDS,
     FAST_RETRIES,
     backfill,
+    build_marts,
     duplicate_keys,
     fresh_org,
     org_digest,
@@ -77,6 +78,7 @@ def test_a_faulted_backfill_and_push_end_equal_to_the_fault_free_ones(
     path = str(tmp_path / "warehouse.duckdb")
     try:
         backfill(sandbox, path, instance=instance, **FAST_RETRIES)
+        build_marts(path)
         push(sandbox, path, instance=instance, fast=True)
         requests = sandbox.salesforce_requests()
     finally:
