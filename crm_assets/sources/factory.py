@@ -1,9 +1,11 @@
 """Build a source's Dagster assets and checks from its catalog.
 
 Each source becomes one subsettable multi-asset with an asset per table. Its run reads the
-partition window from the API once, writes batches of pages through one warehouse session
-(one DuckDB writer, no lock hand-offs between steps), and computes the tables' checks in the
-same step once every table is written. A range of daily partitions is one run and one pass
+partition window from the API once, writes batches of pages, each in one transaction of a
+brief warehouse session (the file is locked only while a batch is written or state is read,
+never across API calls, so models and syncs interleave with a long backfill; the project's
+file lock serialises writers, so the step takes no Dagster pool slot), and computes the
+tables' checks in the same step once every table is written. A range of daily partitions is one run and one pass
 over the API. The first partition has no lower bound, so the union of all partitions is the
 whole table. Selecting only checks (the UI's *Execute* on a check) evaluates them against the
 warehouse as it is, without a partition and without reading the API.
@@ -22,7 +24,7 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from crm_assets.catalog import Catalog, Stream
-from crm_assets.sources.checks import check_specs, evaluate_checks
+from crm_assets.sources.checks import api_totals, check_specs, evaluate_checks
 from crm_assets.sources.errors import FatalSourceError
 from crm_assets.sources.family import Batch, FamilyStats, SourceReader
 from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
@@ -127,7 +129,6 @@ def build_source_assets(
         can_subset=True,
         required_resource_keys={resource_key, "warehouse"},
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool="duckdb",
         op_tags={"source": catalog.source},
     )
     def _tables(context: AssetExecutionContext, config: SourceRunConfig) -> Iterator[Any]:
@@ -153,22 +154,27 @@ def _materialize(
     catalog: Catalog,
     first_day: datetime,
 ) -> Iterator[Any]:
-    """Read the run's window family by family, write it, then evaluate the selected checks."""
+    """Read the run's window family by family, write it, then evaluate the selected checks.
+
+    The warehouse is opened (locked) only for each write and for the queries after it, never
+    while the API is read, so other runs' steps interleave with a long backfill.
+    """
     start, end = context.partition_time_window
     window = (None if start <= first_day else start, end)
     wanted = {key.path[-1] for key in context.selected_asset_keys}
     roots = [r for r in catalog.roots if any(s.name in wanted for s in catalog.family(r.name))]
     failures: list[str] = []
     synced: list[Stream] = []
-    with warehouse.session() as wh, open_reader(source, catalog) as reader:
-        wh.allow_snapshot_shrink = config.allow_snapshot_shrink
+    briefly = BriefSessions(warehouse, config.allow_snapshot_shrink)
+    with briefly() as wh:
         wh.ensure_tables([s for s in catalog.streams if s.name in wanted])
+    with open_reader(source, catalog) as reader:
         single_day = len(context.partition_keys) == 1
         for root in roots:
             members = [s for s in catalog.family(root.name) if s.name in wanted]
             try:
                 results = _sync_family(
-                    context, wh, reader, root, members, wanted, window, warehouse.batch_records, single_day
+                    context, briefly, reader, root, members, wanted, window, warehouse.batch_records, single_day
                 )
             except FatalSourceError:
                 raise
@@ -180,13 +186,47 @@ def _materialize(
             yield from results
             synced.extend(members)
         # Checks run once every family is written, so references see their targets.
-        for s in synced:
-            yield from evaluate_checks(context.selected_asset_check_keys, wh, catalog, s, reader.count)
+        yield from _checks(context.selected_asset_check_keys, briefly, reader, catalog, synced)
     if failures:
         raise dg.Failure(
             description="Some streams failed:\n" + "\n".join(failures),
             metadata={"failed_streams": len(failures)},
         )
+
+
+class BriefSessions:
+    """Opens the warehouse for one piece of work at a time (a write transaction, a few queries),
+    carrying what a session learns about the tables (their columns) over to the next."""
+
+    def __init__(self, warehouse: Warehouse, allow_snapshot_shrink: bool = False):
+        self.warehouse = warehouse
+        self.allow_snapshot_shrink = allow_snapshot_shrink
+        self.columns: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[WarehouseSession]:
+        with self.warehouse.session(self.columns) as wh:
+            wh.allow_snapshot_shrink = self.allow_snapshot_shrink
+            yield wh
+
+
+def _checks(
+    selected: set[dg.AssetCheckKey],
+    briefly: BriefSessions,
+    reader: SourceReader,
+    catalog: Catalog,
+    streams: list[Stream],
+) -> Iterator[dg.AssetCheckResult]:
+    """The selected checks of `streams`: the API's totals asked first, then the warehouse's
+    queries in one brief session."""
+    totals = api_totals(selected, streams, reader.count)
+    with briefly() as wh:
+        results = [
+            result
+            for s in streams
+            for result in evaluate_checks(selected, wh, catalog, s, lambda s: totals.get(s.name))
+        ]
+    yield from results
 
 
 def _checks_alone(
@@ -199,10 +239,9 @@ def _checks_alone(
     """The selected checks against the warehouse as it is (no partition, no API read)."""
     selected = context.selected_asset_check_keys
     names = {k.asset_key.path[-1] for k in selected}
-    with warehouse.session() as wh, open_reader(source, catalog) as reader:
-        for s in catalog.streams:
-            if s.name in names:
-                yield from evaluate_checks(selected, wh, catalog, s, reader.count)
+    with open_reader(source, catalog) as reader:
+        yield from _checks(selected, BriefSessions(warehouse), reader, catalog,
+                           [s for s in catalog.streams if s.name in names])
 
 
 def _coalesce(batches: Iterator[Batch], max_records: int) -> Iterator[list[TableWrite]]:
@@ -235,7 +274,7 @@ def _coalesce(batches: Iterator[Batch], max_records: int) -> Iterator[list[Table
 
 def _sync_family(
     context: dg.AssetExecutionContext,
-    wh: WarehouseSession,
+    briefly: BriefSessions,
     reader: SourceReader,
     root: Stream,
     members: list[Stream],
@@ -251,35 +290,35 @@ def _sync_family(
     counts = {s.name: WriteCounts() for s in members}
     batches = 0
     for writes in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):
-        for name, c in wh.write_batch(writes).items():
+        with briefly() as wh:
+            written = wh.write_batch(writes)
+        for name, c in written.items():
             counts[name].add(c)
         batches += 1
-    # Pages are not ordered by the replication key, so the cursor moves only once every page
-    # of the window is committed.
-    if stats.newest and root.name in wanted:
-        wh.write_batch([], {root: stats.newest})
-    for s in members:
-        if root.replication == "full_table":
-            wh.record_window(s, None, read_began)
-        else:
-            wh.record_window(s, start, min(end, read_began))
-    seconds = time.perf_counter() - began
     requests, retries = reader.requests - requests_before, reader.retries - retries_before
+    with briefly() as wh:
+        # Pages are not ordered by the replication key, so the cursor moves only once every
+        # page of the window is committed.
+        if stats.newest and root.name in wanted:
+            wh.write_batch([], {root: stats.newest})
+        for s in members:
+            if root.replication == "full_table":
+                wh.record_window(s, None, read_began)
+            else:
+                wh.record_window(s, start, min(end, read_began))
+        seconds = time.perf_counter() - began
+        metadata = {
+            s.name: _metadata(wh, s, root, counts[s.name], stats, (start, end), single_day,
+                              requests, retries, seconds)
+            for s in members
+        }
     context.log.info(
         f"{root.table}: {sum(stats.fetched.values())} records in {sum(stats.pages.values())} pages "
         f"({requests} requests, {retries} retries, {stats.outside_window} records outside the window), "
         f"{batches} write batches, {seconds:.2f}s"
     )
-    results = []
-    for s in members:
-        results.append(
-            dg.MaterializeResult(
-                asset_key=dg.AssetKey([s.source, s.name]),
-                metadata=_metadata(wh, s, root, counts[s.name], stats, (start, end), single_day,
-                                   requests, retries, seconds),
-            )
-        )
-    return results
+    return [dg.MaterializeResult(asset_key=dg.AssetKey([s.source, s.name]), metadata=metadata[s.name])
+            for s in members]
 
 
 def _metadata(

@@ -110,7 +110,8 @@ class Warehouse(dg.ConfigurableResource):
 
     DuckDB admits one writing process per file, so a session holds an exclusive file lock
     beside the database for its whole life: the project serialises writers itself, whatever
-    the Dagster instance's pools say.
+    the Dagster instance's pools say. Sessions are meant to be brief (one write transaction,
+    or a few queries), never held across API calls, so that other runs interleave.
     """
 
     duckdb: DuckDBResource
@@ -131,20 +132,26 @@ class Warehouse(dg.ConfigurableResource):
         return FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds)
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[WarehouseSession]:
+    def session(self, columns: dict[str, list[Column]] | None = None) -> Iterator[WarehouseSession]:
+        """The file, locked and open, for one brief piece of work.
+
+        `columns` carries the tables' known columns (see :meth:`WarehouseSession.ensure_tables`)
+        from one brief session to the next, so a load that opens the file once per write does
+        not look them up again.
+        """
         with self.lock(), self.duckdb.get_connection() as conn:
             conn.execute("SET TimeZone = 'UTC'")
             # Checkpoint (compress the WAL into the file) once per large load, not every 16 MB.
             conn.execute("SET checkpoint_threshold = '1GB'")
-            yield WarehouseSession(conn)
+            yield WarehouseSession(conn, columns)
 
 
 class WarehouseSession(StateQueries, CheckQueries):
     """One open connection: DDL from the catalog, batch writes, state and check queries."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection):
+    def __init__(self, conn: duckdb.DuckDBPyConnection, columns: dict[str, list[Column]] | None = None):
         super().__init__(conn)
-        self._columns: dict[str, list[Column]] = {}
+        self._columns: dict[str, list[Column]] = {} if columns is None else columns
         self._tmp = 0
         # An operator may accept a snapshot that shrinks a table a lot (records really deleted).
         self.allow_snapshot_shrink = False
