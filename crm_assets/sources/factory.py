@@ -1,11 +1,12 @@
 """Build a source's Dagster assets and checks from its catalog.
 
 Each source becomes one subsettable multi-asset with an asset per table. Its run reads the
-partition window from the API once, writes batches of pages, each in one transaction of a
-brief warehouse session (the file is locked only while a batch is written or state is read,
-never across API calls, so models and syncs interleave with a long backfill; the project's
-file lock serialises writers, so the step takes no Dagster pool slot), and computes the
-tables' checks in the same step once every table is written. A range of daily partitions is one run and one pass
+partition window from the API once, writes batches of pages, each in one transaction, on a
+writer thread beside the reading (:mod:`crm_assets.warehouse.writer`: the file is locked only
+while batches are being written or state is read, and let go while the load waits on the API,
+so models and syncs interleave with a long backfill; the project's file lock serialises
+writers, so the step takes no Dagster pool slot), and computes the tables' checks in the same
+step once every table is written. A range of daily partitions is one run and one pass
 over the API. The first partition has no lower bound, so the union of all partitions is the
 whole table. Selecting only checks (the UI's *Execute* on a check) evaluates them against the
 warehouse as it is, without a partition and without reading the API.
@@ -28,6 +29,7 @@ from crm_assets.sources.checks import api_totals, check_specs, evaluate_checks
 from crm_assets.sources.errors import FatalSourceError
 from crm_assets.sources.family import Batch, FamilyStats, SourceReader
 from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
+from crm_assets.warehouse.writer import BatchWriter, BriefSessions
 
 OWNERS = ["team:data-platform"]
 
@@ -173,9 +175,7 @@ def _materialize(
         for root in roots:
             members = [s for s in catalog.family(root.name) if s.name in wanted]
             try:
-                results = _sync_family(
-                    context, briefly, reader, root, members, wanted, window, warehouse.batch_records, single_day
-                )
+                results = _sync_family(context, briefly, reader, root, members, wanted, window, single_day)
             except FatalSourceError:
                 raise
             except Exception as exc:  # one family failing must not hide the others' results
@@ -192,22 +192,6 @@ def _materialize(
             description="Some streams failed:\n" + "\n".join(failures),
             metadata={"failed_streams": len(failures)},
         )
-
-
-class BriefSessions:
-    """Opens the warehouse for one piece of work at a time (a write transaction, a few queries),
-    carrying what a session learns about the tables (their columns) over to the next."""
-
-    def __init__(self, warehouse: Warehouse, allow_snapshot_shrink: bool = False):
-        self.warehouse = warehouse
-        self.allow_snapshot_shrink = allow_snapshot_shrink
-        self.columns: dict[str, Any] = {}
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[WarehouseSession]:
-        with self.warehouse.session(self.columns) as wh:
-            wh.allow_snapshot_shrink = self.allow_snapshot_shrink
-            yield wh
 
 
 def _checks(
@@ -280,21 +264,25 @@ def _sync_family(
     members: list[Stream],
     wanted: set[str],
     window: tuple[datetime | None, datetime],
-    batch_records: int,
     single_day: bool,
 ) -> list[dg.MaterializeResult]:
+    """Read and write one family's window (writes on a thread beside the reading), then move
+    its cursor and record the window once every batch is committed."""
     start, end = window
     began, requests_before, retries_before = time.perf_counter(), reader.requests, reader.retries
     read_began = datetime.now(UTC)
     stats = FamilyStats()
     counts = {s.name: WriteCounts() for s in members}
-    batches = 0
-    for writes in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):
-        with briefly() as wh:
-            written = wh.write_batch(writes)
+
+    def add(written: dict[str, WriteCounts]) -> None:
         for name, c in written.items():
             counts[name].add(c)
-        batches += 1
+
+    warehouse = briefly.warehouse
+    with BatchWriter(briefly, add, warehouse.idle_release_seconds, warehouse.hold_seconds) as writer:
+        for writes in _coalesce(reader.read(root, start, end, wanted, stats), warehouse.batch_records):
+            writer.submit(writes)
+    batches = writer.batches
     requests, retries = reader.requests - requests_before, reader.retries - retries_before
     with briefly() as wh:
         # Pages are not ordered by the replication key, so the cursor moves only once every

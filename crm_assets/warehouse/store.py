@@ -119,6 +119,20 @@ class Warehouse(dg.ConfigurableResource):
     batch_records: int = Field(
         default=10_000, ge=1, description="Parent records per write transaction (memory vs speed)."
     )
+    hold_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="Longest a load keeps the file while it writes batch after batch; other runs wait at most about this long.",
+    )
+    load_memory_limit: str = Field(
+        default="256MB",
+        description="DuckDB's memory_limit while a load writes: its cache of the table stays bounded, not growing with the table.",
+    )
+    idle_release_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="A load lets go of the file once no batch has come for this long (it waits on the API).",
+    )
 
     def lock(self) -> contextlib.AbstractContextManager:
         """The exclusive lock every process takes before opening the file (dbt's runs included).
@@ -132,15 +146,19 @@ class Warehouse(dg.ConfigurableResource):
         return FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds)
 
     @contextlib.contextmanager
-    def session(self, columns: dict[str, list[Column]] | None = None) -> Iterator[WarehouseSession]:
+    def session(
+        self, columns: dict[str, list[Column]] | None = None, memory_limit: str | None = None
+    ) -> Iterator[WarehouseSession]:
         """The file, locked and open, for one brief piece of work.
 
         `columns` carries the tables' known columns (see :meth:`WarehouseSession.ensure_tables`)
         from one brief session to the next, so a load that opens the file once per write does
-        not look them up again.
+        not look them up again; `memory_limit` bounds DuckDB's memory while it is open.
         """
         with self.lock(), self.duckdb.get_connection() as conn:
             conn.execute("SET TimeZone = 'UTC'")
+            if memory_limit:
+                conn.execute("SET memory_limit = ?", [memory_limit])
             # Checkpoint (compress the WAL into the file) once per large load, not every 16 MB.
             conn.execute("SET checkpoint_threshold = '1GB'")
             yield WarehouseSession(conn, columns)

@@ -29,7 +29,7 @@ from crm_assets_tests.harvest_truth import assert_table_matches, expected_rows
 ROOT = Path(__file__).resolve().parents[2]
 RATE_LIMIT = 100  # requests per 15 s
 TABLES = ["time_entries", "time_entry_external_reference"]
-PER_PAGE = 2  # 500 time entries: 250 pages, so the backfill meets the rate limit twice
+PER_PAGE = 3  # 500 time entries: 167 pages, so the backfill waits out the rate limit once
 PROJECTS = 40
 
 

@@ -1,0 +1,139 @@
+"""Writing a load's batches beside its reading, holding the warehouse file only while busy.
+
+A load reads pages from an API and writes them in batches. :class:`BatchWriter` takes the
+batches through a bounded queue and writes each in one transaction on its own thread, so the
+next pages are fetched and converted while DuckDB writes (DuckDB and the socket both release
+the GIL). Memory stays flat: :meth:`BatchWriter.submit` returns once the writer has taken the
+batch, so at most two batches are alive, the one being written and the one being read.
+
+The writer opens the file (lock and connection) when a batch arrives and keeps it while batches
+keep coming, because every close checkpoints the file and every open reads it again, which
+cost more than the writes themselves on a busy disk. It lets go of it as soon as no batch has
+arrived for `idle_seconds` (the load is waiting on the API: a rate limit, a slow page), and
+after `hold_seconds` of continuous writing, pausing briefly so that another process waiting
+for the lock gets its turn. Another run's step therefore waits at most about `hold_seconds`
+plus one transaction, however long the load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
+
+# Longer than the file lock's polling interval, so a waiting process gets the lock.
+YIELD_SECONDS = 0.2
+_DONE = object()
+
+
+class BriefSessions:
+    """Opens the warehouse for one piece of work at a time (a write, a few queries), carrying
+    what a session learns about the tables (their columns) over to the next."""
+
+    def __init__(self, warehouse: Warehouse, allow_snapshot_shrink: bool = False):
+        self.warehouse = warehouse
+        self.memory_limit = warehouse.load_memory_limit
+        self.allow_snapshot_shrink = allow_snapshot_shrink
+        self.columns: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[WarehouseSession]:
+        with self.warehouse.session(self.columns, self.memory_limit) as wh:
+            wh.allow_snapshot_shrink = self.allow_snapshot_shrink
+            yield wh
+
+
+class BatchWriter:
+    """Writes submitted batches on a thread, one transaction each; use as a context manager.
+
+    `on_written` receives each batch's counts (on the writer's thread). :meth:`submit` raises
+    the writer's error as soon as one happened; leaving the block waits for the last write.
+    """
+
+    def __init__(
+        self,
+        sessions: BriefSessions,
+        on_written: Callable[[dict[str, WriteCounts]], None],
+        idle_seconds: float,
+        hold_seconds: float,
+    ):
+        self.sessions = sessions
+        self.on_written = on_written
+        self.idle_seconds = idle_seconds
+        self.hold_seconds = hold_seconds
+        self.batches = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._failed: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="warehouse-writer", daemon=True)
+
+    def __enter__(self) -> BatchWriter:
+        self._thread.start()
+        return self
+
+    def submit(self, writes: Sequence[TableWrite]) -> None:
+        """Hand `writes` over; returns once the writer has taken them (or raises its error)."""
+        while True:
+            self._raise_failure()
+            try:
+                self._queue.put(writes, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        while self._queue.unfinished_tasks and self._thread.is_alive():
+            with self._queue.all_tasks_done:
+                self._queue.all_tasks_done.wait(0.1)
+        self._raise_failure()
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is not None:
+            self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.put(_DONE, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        self._thread.join()
+        if exc_type is None:
+            self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+
+    def _run(self) -> None:
+        with contextlib.ExitStack() as held:
+            session: WarehouseSession | None = None
+            since = 0.0
+            try:
+                while not self._stop.is_set():
+                    try:
+                        item = self._queue.get(timeout=self.idle_seconds if session else None)
+                    except queue.Empty:  # waiting on the API: let others in meanwhile
+                        held.close()
+                        session = None
+                        continue
+                    self._queue.task_done()  # taken: the submitter goes on reading
+                    if item is _DONE:
+                        return
+                    if session is not None and time.monotonic() - since > self.hold_seconds:
+                        held.close()
+                        session = None
+                        time.sleep(YIELD_SECONDS)
+                    if session is None:
+                        session = held.enter_context(self.sessions())
+                        since = time.monotonic()
+                    self.on_written(session.write_batch(item))
+                    self.batches += 1
+            except BaseException as exc:  # raised again in the submitting thread
+                self._failed = exc
+                # Drain so that a blocked submit sees the failure.
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        self._queue.get_nowait()
