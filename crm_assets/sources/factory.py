@@ -168,14 +168,14 @@ def _materialize(
     failures: list[str] = []
     synced: list[Stream] = []
     briefly = BriefSessions(warehouse, config.allow_snapshot_shrink)
-    with briefly() as wh:
-        wh.ensure_tables([s for s in catalog.streams if s.name in wanted])
-    with open_reader(source, catalog) as reader:
+    with open_reader(source, catalog) as reader, \
+            BatchWriter(briefly, warehouse.idle_release_seconds, warehouse.hold_seconds) as writer:
+        writer.call(lambda wh: wh.ensure_tables([s for s in catalog.streams if s.name in wanted]))
         single_day = len(context.partition_keys) == 1
         for root in roots:
             members = [s for s in catalog.family(root.name) if s.name in wanted]
             try:
-                results = _sync_family(context, briefly, reader, root, members, wanted, window, single_day)
+                results = _sync_family(context, writer, reader, root, members, wanted, window, single_day)
             except FatalSourceError:
                 raise
             except Exception as exc:  # one family failing must not hide the others' results
@@ -186,7 +186,7 @@ def _materialize(
             yield from results
             synced.extend(members)
         # Checks run once every family is written, so references see their targets.
-        yield from _checks(context.selected_asset_check_keys, briefly, reader, catalog, synced)
+        yield from _checks(context.selected_asset_check_keys, writer.call, reader, catalog, synced)
     if failures:
         raise dg.Failure(
             description="Some streams failed:\n" + "\n".join(failures),
@@ -196,21 +196,21 @@ def _materialize(
 
 def _checks(
     selected: set[dg.AssetCheckKey],
-    briefly: BriefSessions,
+    in_warehouse: Callable[[Callable[[WarehouseSession], Any]], Any],
     reader: SourceReader,
     catalog: Catalog,
     streams: list[Stream],
 ) -> Iterator[dg.AssetCheckResult]:
     """The selected checks of `streams`: the API's totals asked first, then the warehouse's
-    queries in one brief session."""
+    queries, run by `in_warehouse` on an open session."""
     totals = api_totals(selected, streams, reader.count)
-    with briefly() as wh:
-        results = [
+    yield from in_warehouse(
+        lambda wh: [
             result
             for s in streams
             for result in evaluate_checks(selected, wh, catalog, s, lambda s: totals.get(s.name))
         ]
-    yield from results
+    )
 
 
 def _checks_alone(
@@ -223,8 +223,12 @@ def _checks_alone(
     """The selected checks against the warehouse as it is (no partition, no API read)."""
     selected = context.selected_asset_check_keys
     names = {k.asset_key.path[-1] for k in selected}
+    def in_brief_session(work: Callable[[WarehouseSession], Any]) -> Any:
+        with BriefSessions(warehouse)() as wh:
+            return work(wh)
+
     with open_reader(source, catalog) as reader:
-        yield from _checks(selected, BriefSessions(warehouse), reader, catalog,
+        yield from _checks(selected, in_brief_session, reader, catalog,
                            [s for s in catalog.streams if s.name in names])
 
 
@@ -258,7 +262,7 @@ def _coalesce(batches: Iterator[Batch], max_records: int) -> Iterator[list[Table
 
 def _sync_family(
     context: dg.AssetExecutionContext,
-    briefly: BriefSessions,
+    writer: BatchWriter,
     reader: SourceReader,
     root: Stream,
     members: list[Stream],
@@ -278,13 +282,19 @@ def _sync_family(
         for name, c in written.items():
             counts[name].add(c)
 
-    warehouse = briefly.warehouse
-    with BatchWriter(briefly, add, warehouse.idle_release_seconds, warehouse.hold_seconds) as writer:
-        for writes in _coalesce(reader.read(root, start, end, wanted, stats), warehouse.batch_records):
-            writer.submit(writes)
-    batches = writer.batches
+    batches_before = writer.batches
+    try:
+        batch_records = writer.sessions.warehouse.batch_records
+        for writes in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):
+            writer.submit(writes, add)
+    finally:
+        failure = writer.settle()
+    if failure is not None:
+        raise failure
+    batches = writer.batches - batches_before
     requests, retries = reader.requests - requests_before, reader.retries - retries_before
-    with briefly() as wh:
+
+    def finish(wh: WarehouseSession) -> dict[str, dict[str, Any]]:
         # Pages are not ordered by the replication key, so the cursor moves only once every
         # page of the window is committed.
         if stats.newest and root.name in wanted:
@@ -295,11 +305,14 @@ def _sync_family(
             else:
                 wh.record_window(s, start, min(end, read_began))
         seconds = time.perf_counter() - began
-        metadata = {
+        return {
             s.name: _metadata(wh, s, root, counts[s.name], stats, (start, end), single_day,
                               requests, retries, seconds)
             for s in members
         }
+
+    metadata = writer.call(finish)
+    seconds = time.perf_counter() - began
     context.log.info(
         f"{root.table}: {sum(stats.fetched.values())} records in {sum(stats.pages.values())} pages "
         f"({requests} requests, {retries} retries, {stats.outside_window} records outside the window), "

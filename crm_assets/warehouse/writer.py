@@ -6,8 +6,8 @@ next pages are fetched and converted while DuckDB writes (DuckDB and the socket 
 the GIL). Memory stays flat: :meth:`BatchWriter.submit` returns once the writer has taken the
 batch, so at most two batches are alive, the one being written and the one being read.
 
-The writer opens the file (lock and connection) when a batch arrives and keeps it while batches
-keep coming, because every close checkpoints the file and every open reads it again, which
+The writer opens the file (lock and connection) when work arrives and keeps it while work
+keeps coming, because every close checkpoints the file and every open reads it again, which
 cost more than the writes themselves on a busy disk. It lets go of it as soon as no batch has
 arrived for `idle_seconds` (the load is waiting on the API: a rate limit, a slow page), and
 after `hold_seconds` of continuous writing, pausing briefly so that another process waiting
@@ -22,13 +22,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
 
 # Longer than the file lock's polling interval, so a waiting process gets the lock.
 YIELD_SECONDS = 0.2
 _DONE = object()
+T = TypeVar("T")
 
 
 class BriefSessions:
@@ -51,19 +52,20 @@ class BriefSessions:
 class BatchWriter:
     """Writes submitted batches on a thread, one transaction each; use as a context manager.
 
-    `on_written` receives each batch's counts (on the writer's thread). :meth:`submit` raises
-    the writer's error as soon as one happened; leaving the block waits for the last write.
+    Each batch's counts go to the `on_written` given with it (on the writer's thread). A failed write makes
+    :meth:`submit` raise and the writer skip the batches already queued, until :meth:`settle`
+    hands the failure over and clears it (one family failing does not stop the next).
+    :meth:`call` runs other work on the writer's session in order with the writes (cursors,
+    state, check queries), so one run keeps one session while its work flows.
     """
 
     def __init__(
         self,
         sessions: BriefSessions,
-        on_written: Callable[[dict[str, WriteCounts]], None],
         idle_seconds: float,
         hold_seconds: float,
     ):
         self.sessions = sessions
-        self.on_written = on_written
         self.idle_seconds = idle_seconds
         self.hold_seconds = hold_seconds
         self.batches = 0
@@ -76,52 +78,66 @@ class BatchWriter:
         self._thread.start()
         return self
 
-    def submit(self, writes: Sequence[TableWrite]) -> None:
-        """Hand `writes` over; returns once the writer has taken them (or raises its error)."""
-        while True:
-            self._raise_failure()
+    def submit(self, writes: Sequence[TableWrite], on_written: Callable[[dict[str, WriteCounts]], None]) -> None:
+        """Hand `writes` over; returns once the writer has taken them (or raises its failure)."""
+        if self._failed is not None:
+            raise self._failed
+        self._hand_over(("write", writes, on_written))
+        if self._failed is not None:
+            raise self._failed
+
+    def call(self, work: Callable[[WarehouseSession], T]) -> T:
+        """`work(session)` on the writer's thread once every earlier batch is written."""
+        box: dict[str, Any] = {}
+        done = threading.Event()
+        self._hand_over(("call", work, box, done))
+        while not done.wait(0.1):
+            if not self._thread.is_alive():
+                raise RuntimeError("the warehouse writer stopped")
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def settle(self) -> BaseException | None:
+        """Wait for every batch handed over; return (and forget) the failure of any of them."""
+        self.call(lambda session: None)
+        failed, self._failed = self._failed, None
+        return failed
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._hand_over(_DONE)
+        self._thread.join()
+
+    def _hand_over(self, item: Any) -> None:
+        while self._thread.is_alive():
             try:
-                self._queue.put(writes, timeout=0.1)
+                self._queue.put(item, timeout=0.1)
                 break
             except queue.Full:
                 continue
         while self._queue.unfinished_tasks and self._thread.is_alive():
             with self._queue.all_tasks_done:
                 self._queue.all_tasks_done.wait(0.1)
-        self._raise_failure()
-
-    def __exit__(self, exc_type: Any, *exc: Any) -> None:
-        if exc_type is not None:
-            self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.put(_DONE, timeout=0.1)
-                break
-            except queue.Full:
-                continue
-        self._thread.join()
-        if exc_type is None:
-            self._raise_failure()
-
-    def _raise_failure(self) -> None:
-        if self._failed is not None:
-            raise self._failed
 
     def _run(self) -> None:
         with contextlib.ExitStack() as held:
             session: WarehouseSession | None = None
             since = 0.0
-            try:
-                while not self._stop.is_set():
-                    try:
-                        item = self._queue.get(timeout=self.idle_seconds if session else None)
-                    except queue.Empty:  # waiting on the API: let others in meanwhile
-                        held.close()
-                        session = None
-                        continue
-                    self._queue.task_done()  # taken: the submitter goes on reading
-                    if item is _DONE:
-                        return
+            while True:
+                try:
+                    item = self._queue.get(timeout=self.idle_seconds if session else None)
+                except queue.Empty:  # waiting on the API: let others in meanwhile
+                    held.close()
+                    session = None
+                    continue
+                self._queue.task_done()  # taken: the submitter goes on reading
+                if item is _DONE:
+                    return
+                if item[0] == "write" and self._failed is not None:
+                    continue  # the rest of a failed family's batches
+                try:
                     if session is not None and time.monotonic() - since > self.hold_seconds:
                         held.close()
                         session = None
@@ -129,11 +145,16 @@ class BatchWriter:
                     if session is None:
                         session = held.enter_context(self.sessions())
                         since = time.monotonic()
-                    self.on_written(session.write_batch(item))
-                    self.batches += 1
-            except BaseException as exc:  # raised again in the submitting thread
-                self._failed = exc
-                # Drain so that a blocked submit sees the failure.
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        self._queue.get_nowait()
+                    if item[0] == "write":
+                        item[2](session.write_batch(item[1]))
+                        self.batches += 1
+                    else:
+                        item[2]["result"] = item[1](session)
+                except BaseException as exc:  # raised again in the submitting thread
+                    if item[0] == "write":
+                        self._failed = exc
+                    else:
+                        item[2]["error"] = exc
+                finally:
+                    if item[0] == "call":
+                        item[3].set()
