@@ -1,9 +1,9 @@
 """Writing a load's batches beside its reading, holding the warehouse file only while busy.
 
 A load reads pages from an API and writes them in batches. :class:`BatchWriter` takes the
-batches through a bounded queue and writes each in one transaction on its own thread, so the
-next pages are fetched and converted while DuckDB writes (DuckDB and the socket both release
-the GIL). Memory stays flat: :meth:`BatchWriter.submit` returns once the writer has taken the
+batches through a bounded hand-over and converts and writes each in one transaction on its own
+thread, so the next pages are fetched, parsed and sorted into batches meanwhile (DuckDB and the
+socket release the GIL; Python's own conversion work does not, which bounds the gain). Memory stays flat: :meth:`BatchWriter.submit` returns once the writer has taken the
 batch, so at most two batches are alive, the one being written and the one being read.
 
 The writer opens the file (lock and connection) when work arrives and keeps it while work
