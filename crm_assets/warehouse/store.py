@@ -125,7 +125,7 @@ class Warehouse(dg.ConfigurableResource):
         description="Longest a load keeps the file while it writes batch after batch; other runs wait at most about this long.",
     )
     load_memory_limit: str = Field(
-        default="256MB",
+        default="64MB",
         description="DuckDB's memory_limit while a load writes: its cache of the table stays bounded, not growing with the table.",
     )
     idle_release_seconds: float = Field(
