@@ -7,7 +7,9 @@ RSS belongs to that measurement alone:
   it with the standard library (`response.json()`), keeping nothing;
 - baseline (orjson): the same with orjson, the parser our client uses;
 - crm_assets: a real Dagster run that backfills harvest/time_entries (and its pair table)
-  into a new DuckDB file over the sandbox's whole range.
+  into a new DuckDB file over the sandbox's whole range;
+- incremental: after 1,000 time entries change in the sandbox, a real Dagster run of today's
+  partition into the same file, with the requests the sandbox received per route.
 
 Prints rows/s, seconds and peak RSS for each, and our share of each baseline's rate, for
 the whole Dagster run (which includes Dagster recording one materialization per day and
@@ -36,6 +38,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process: on a machine shared with other work, a second view of the cost."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def fetch_and_parse(env: dict[str, str], parser: str) -> dict:
     import orjson
     import requests
@@ -61,7 +69,7 @@ def fetch_and_parse(env: dict[str, str], parser: str) -> dict:
     return {"rows": rows, "pages": pages, "seconds": time.perf_counter() - began}
 
 
-def crm_assets_backfill(env: dict[str, str]) -> dict:
+def crm_assets_backfill(env: dict[str, str], database: str, first: str) -> dict:
     os.environ.update(env)
     import dagster as dg
     from dagster_duckdb import DuckDBResource
@@ -70,30 +78,29 @@ def crm_assets_backfill(env: dict[str, str]) -> dict:
     from crm_assets.sources.harvest.client import HarvestClient
     from crm_assets.warehouse import Warehouse
 
-    with tempfile.TemporaryDirectory() as tmp:
-        resources = {
-            "harvest": HarvestClient(
-                access_token=env["HARVEST_ACCESS_TOKEN"],
-                account_id=env["HARVEST_ACCOUNT_ID"],
-                api_url=env["HARVEST_API_URL"],
-            ),
-            "warehouse": Warehouse(duckdb=DuckDBResource(database=f"{tmp}/crm.duckdb")),
-        }
-        began = time.perf_counter()
-        result = dg.materialize(
-            [harvest_assets],
-            resources=resources,
-            selection=[dg.AssetKey(["harvest", "time_entries"]), dg.AssetKey(["harvest", "time_entry_external_reference"])],
-            tags={
-                "dagster/asset_partition_range_start": env["HARVEST_START_DATE"],
-                "dagster/asset_partition_range_end": datetime.now(UTC).date().isoformat(),
-            },
-        )
-        seconds = time.perf_counter() - began
-        meta = {
-            e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
-            for e in result.get_asset_materialization_events()
-        }["time_entries"]
+    resources = {
+        "harvest": HarvestClient(
+            access_token=env["HARVEST_ACCESS_TOKEN"],
+            account_id=env["HARVEST_ACCOUNT_ID"],
+            api_url=env["HARVEST_API_URL"],
+        ),
+        "warehouse": Warehouse(duckdb=DuckDBResource(database=database)),
+    }
+    began = time.perf_counter()
+    result = dg.materialize(
+        [harvest_assets],
+        resources=resources,
+        selection=[dg.AssetKey(["harvest", "time_entries"]), dg.AssetKey(["harvest", "time_entry_external_reference"])],
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": datetime.now(UTC).date().isoformat(),
+        },
+    )
+    seconds = time.perf_counter() - began
+    meta = {
+        e.asset_key.path[-1]: e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }["time_entries"]
     return {
         "rows": meta["run_rows_written"].value,
         "pages": meta["run_pages"].value,
@@ -102,10 +109,10 @@ def crm_assets_backfill(env: dict[str, str]) -> dict:
     }
 
 
-def run_worker(kind: str, env: dict[str, str]) -> dict:
+def run_worker(kind: str, env: dict[str, str], database: str = "", first: str = "") -> dict:
     """Run one measurement in a fresh interpreter and return its figures."""
     out = subprocess.run(
-        [sys.executable, __file__, "--worker", kind],
+        [sys.executable, __file__, "--worker", kind, "--database", database, "--first", first],
         input=json.dumps(env), capture_output=True, text=True, check=True, cwd=ROOT,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -114,26 +121,42 @@ def run_worker(kind: str, env: dict[str, str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--time-entries", type=int, nargs="+", default=[50_000, 200_000])
+    parser.add_argument("--changes", type=int, default=1000, help="time entries changed before the incremental run")
     parser.add_argument("--worker", choices=["json", "orjson", "crm_assets"])
+    parser.add_argument("--database", default="")
+    parser.add_argument("--first", default="")
     args = parser.parse_args()
     if args.worker:
         env = json.loads(sys.stdin.read())
-        figures = crm_assets_backfill(env) if args.worker == "crm_assets" else fetch_and_parse(env, args.worker)
+        if args.worker == "crm_assets":
+            figures = crm_assets_backfill(env, args.database, args.first)
+        else:
+            figures = fetch_and_parse(env, args.worker)
         figures["peak_rss_mb"] = peak_rss_mb()
+        figures["cpu_seconds"] = cpu_seconds()
         print(json.dumps(figures))
         return
 
     from crm_assets.sandbox import SandboxProcess
 
-    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load {os.getloadavg()[0]:.1f}")
     for entries in args.time_entries:
         scale = entries / 5000
-        with SandboxProcess(seed=1, scale=scale, lifetime=3600) as sandbox:
+        with SandboxProcess(seed=1, scale=scale, lifetime=7200) as sandbox, tempfile.TemporaryDirectory() as tmp:
             print(f"\n{entries:,} time entries (sandbox scale {scale:g})")
-            results = {kind: run_worker(kind, sandbox.env) for kind in ("json", "orjson", "crm_assets")}
+            database, start = f"{tmp}/crm.duckdb", sandbox.env["HARVEST_START_DATE"]
+            results = {kind: run_worker(kind, sandbox.env) for kind in ("json", "orjson")}
+            results["crm_assets"] = run_worker("crm_assets", sandbox.env, database, start)
+            sandbox.harvest_modify("time_entries", count=args.changes)
+            sandbox.reset_harvest_stats()
+            incremental = run_worker("crm_assets", sandbox.env, database, datetime.now(UTC).date().isoformat())
+            requests = sandbox.harvest_stats()
         for kind, r in results.items():
             rate = r["rows"] / r["seconds"]
-            line = f"  {kind:10} {r['rows']:>9,} rows {r['pages']:>4} pages {r['seconds']:7.2f} s {rate:>10,.0f} rows/s  peak RSS {r['peak_rss_mb']:6.0f} MB"
+            line = (
+                f"  {kind:10} {r['rows']:>9,} rows {r['pages']:>4} pages {r['seconds']:7.2f} s {rate:>10,.0f} rows/s"
+                f"  CPU {r['cpu_seconds']:6.2f} s  peak RSS {r['peak_rss_mb']:6.0f} MB"
+            )
             if kind == "crm_assets":
                 line += f"  (sync step {r['sync_seconds']:.2f} s)"
             print(line)
@@ -143,6 +166,12 @@ def main() -> None:
             run_share = ours["rows"] / ours["seconds"] / base
             step_share = ours["rows"] / ours["sync_seconds"] / base
             print(f"  share of fetch-and-parse ({kind}): whole Dagster run {run_share:.2f}, sync step {step_share:.2f}")
+        print(
+            f"  incremental after {args.changes:,} changes: {incremental['rows']:,} rows written, "
+            f"{incremental['seconds']:.2f} s ({incremental['seconds'] / ours['seconds']:.1%} of the full run), "
+            f"sync step {incremental['sync_seconds']:.2f} s ({incremental['sync_seconds'] / ours['sync_seconds']:.1%}), "
+            f"requests {requests['by_route']}, peak RSS {incremental['peak_rss_mb']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

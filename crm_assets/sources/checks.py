@@ -2,7 +2,8 @@
 
 They run in the same step as a materialization (once every family is written, so references
 see their targets) and also on their own from the UI, without reading the API: only the row
-count asks the API, for its total, in one one-record request per table.
+count asks the API, for its total, in one one-record request per table, made before the
+warehouse is opened (:func:`api_totals`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,18 @@ def check_specs(s: Stream) -> list[dg.AssetCheckSpec]:
             dg.AssetCheckSpec(REFERENCES_CHECK, asset=key, description=f"Referenced rows exist: {refs}.")
         )
     return specs
+
+
+def api_totals(
+    selected: set[dg.AssetCheckKey], streams: list[Stream], api_count: Callable[[Stream], int | None]
+) -> dict[str, int | None]:
+    """The API's total for each of `streams` whose row-count check is selected, asked before the
+    warehouse is opened so that no API call happens while the file is locked."""
+    return {
+        s.name: api_count(s)
+        for s in streams
+        if dg.AssetCheckKey(dg.AssetKey([s.source, s.name]), ROW_COUNT_CHECK) in selected
+    }
 
 
 def evaluate_checks(

@@ -1,9 +1,12 @@
 """Build a source's Dagster assets and checks from its catalog.
 
 Each source becomes one subsettable multi-asset with an asset per table. Its run reads the
-partition window from the API once, writes batches of pages through one warehouse session
-(one DuckDB writer, no lock hand-offs between steps), and computes the tables' checks in the
-same step once every table is written. A range of daily partitions is one run and one pass
+partition window from the API once, writes batches of pages, each in one transaction, on a
+writer thread beside the reading (:mod:`crm_assets.warehouse.writer`: the file is locked only
+while batches are being written or state is read, and let go while the load waits on the API,
+so models and syncs interleave with a long backfill; the project's file lock serialises
+writers, so the step takes no Dagster pool slot), and computes the tables' checks in the same
+step once every table is written. A range of daily partitions is one run and one pass
 over the API. The first partition has no lower bound, so the union of all partitions is the
 whole table. Selecting only checks (the UI's *Execute* on a check) evaluates them against the
 warehouse as it is, without a partition and without reading the API.
@@ -22,10 +25,11 @@ from dagster import AssetExecutionContext
 from pydantic import Field
 
 from crm_assets.catalog import Catalog, Stream
-from crm_assets.sources.checks import check_specs, evaluate_checks
+from crm_assets.sources.checks import api_totals, check_specs, evaluate_checks
 from crm_assets.sources.errors import FatalSourceError
 from crm_assets.sources.family import Batch, FamilyStats, SourceReader
 from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
+from crm_assets.warehouse.writer import BatchWriter, BriefSessions
 
 OWNERS = ["team:data-platform"]
 
@@ -131,7 +135,6 @@ def build_source_assets(
         can_subset=True,
         required_resource_keys={resource_key, "warehouse"},
         backfill_policy=dg.BackfillPolicy.single_run(),
-        pool="duckdb",
         op_tags={"source": catalog.source},
     )
     def _tables(context: AssetExecutionContext, config: SourceRunConfig) -> Iterator[Any]:
@@ -157,23 +160,26 @@ def _materialize(
     catalog: Catalog,
     first_day: datetime,
 ) -> Iterator[Any]:
-    """Read the run's window family by family, write it, then evaluate the selected checks."""
+    """Read the run's window family by family, write it, then evaluate the selected checks.
+
+    The warehouse is opened (locked) only for each write and for the queries after it, never
+    while the API is read, so other runs' steps interleave with a long backfill.
+    """
     start, end = context.partition_time_window
     window = (None if start <= first_day else start, end)
     wanted = {key.path[-1] for key in context.selected_asset_keys}
     roots = [r for r in catalog.roots if any(s.name in wanted for s in catalog.family(r.name))]
     failures: list[str] = []
     synced: list[Stream] = []
-    with warehouse.session() as wh, open_reader(source, catalog) as reader:
-        wh.allow_snapshot_shrink = config.allow_snapshot_shrink
-        wh.ensure_tables([s for s in catalog.streams if s.name in wanted])
+    briefly = BriefSessions(warehouse, config.allow_snapshot_shrink)
+    with open_reader(source, catalog) as reader, \
+            BatchWriter(briefly, warehouse.idle_release_seconds, warehouse.hold_seconds) as writer:
+        writer.call(lambda wh: wh.ensure_tables([s for s in catalog.streams if s.name in wanted]))
         single_day = len(context.partition_keys) == 1
         for root in roots:
             members = [s for s in catalog.family(root.name) if s.name in wanted]
             try:
-                results = _sync_family(
-                    context, wh, reader, root, members, wanted, window, warehouse.batch_records, single_day
-                )
+                results = _sync_family(context, writer, reader, root, members, wanted, window, single_day)
             except FatalSourceError:
                 raise
             except Exception as exc:  # one family failing must not hide the others' results
@@ -184,13 +190,31 @@ def _materialize(
             yield from results
             synced.extend(members)
         # Checks run once every family is written, so references see their targets.
-        for s in synced:
-            yield from evaluate_checks(context.selected_asset_check_keys, wh, catalog, s, reader.count)
+        yield from _checks(context.selected_asset_check_keys, writer.call, reader, catalog, synced)
     if failures:
         raise dg.Failure(
             description="Some streams failed:\n" + "\n".join(failures),
             metadata={"failed_streams": len(failures)},
         )
+
+
+def _checks(
+    selected: set[dg.AssetCheckKey],
+    in_warehouse: Callable[[Callable[[WarehouseSession], Any]], Any],
+    reader: SourceReader,
+    catalog: Catalog,
+    streams: list[Stream],
+) -> Iterator[dg.AssetCheckResult]:
+    """The selected checks of `streams`: the API's totals asked first, then the warehouse's
+    queries, run by `in_warehouse` on an open session."""
+    totals = api_totals(selected, streams, reader.count)
+    yield from in_warehouse(
+        lambda wh: [
+            result
+            for s in streams
+            for result in evaluate_checks(selected, wh, catalog, s, lambda s: totals.get(s.name))
+        ]
+    )
 
 
 def _checks_alone(
@@ -203,10 +227,13 @@ def _checks_alone(
     """The selected checks against the warehouse as it is (no partition, no API read)."""
     selected = context.selected_asset_check_keys
     names = {k.asset_key.path[-1] for k in selected}
-    with warehouse.session() as wh, open_reader(source, catalog) as reader:
-        for s in catalog.streams:
-            if s.name in names:
-                yield from evaluate_checks(selected, wh, catalog, s, reader.count)
+    def in_brief_session(work: Callable[[WarehouseSession], Any]) -> Any:
+        with BriefSessions(warehouse)() as wh:
+            return work(wh)
+
+    with open_reader(source, catalog) as reader:
+        yield from _checks(selected, in_brief_session, reader, catalog,
+                           [s for s in catalog.streams if s.name in names])
 
 
 def _coalesce(batches: Iterator[Batch], max_records: int) -> Iterator[list[TableWrite]]:
@@ -239,51 +266,64 @@ def _coalesce(batches: Iterator[Batch], max_records: int) -> Iterator[list[Table
 
 def _sync_family(
     context: dg.AssetExecutionContext,
-    wh: WarehouseSession,
+    writer: BatchWriter,
     reader: SourceReader,
     root: Stream,
     members: list[Stream],
     wanted: set[str],
     window: tuple[datetime | None, datetime],
-    batch_records: int,
     single_day: bool,
 ) -> list[dg.MaterializeResult]:
+    """Read and write one family's window (writes on a thread beside the reading), then move
+    its cursor and record the window once every batch is committed."""
     start, end = window
     began, requests_before, retries_before = time.perf_counter(), reader.requests, reader.retries
     read_began = datetime.now(UTC)
     stats = FamilyStats()
     counts = {s.name: WriteCounts() for s in members}
-    batches = 0
-    for writes in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):
-        for name, c in wh.write_batch(writes).items():
+
+    def add(written: dict[str, WriteCounts]) -> None:
+        for name, c in written.items():
             counts[name].add(c)
-        batches += 1
-    # Pages are not ordered by the replication key, so the cursor moves only once every page
-    # of the window is committed.
-    if stats.newest and root.name in wanted:
-        wh.write_batch([], {root: stats.newest})
-    for s in members:
-        if root.replication == "full_table":
-            wh.record_window(s, None, read_began)
-        else:
-            wh.record_window(s, start, min(end, read_began))
-    seconds = time.perf_counter() - began
+
+    batches_before = writer.batches
+    try:
+        batch_records = writer.sessions.warehouse.batch_records
+        for writes in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):
+            writer.submit(writes, add)
+    finally:
+        failure = writer.settle()
+    if failure is not None:
+        raise failure
+    batches = writer.batches - batches_before
     requests, retries = reader.requests - requests_before, reader.retries - retries_before
+
+    def finish(wh: WarehouseSession) -> dict[str, dict[str, Any]]:
+        # Pages are not ordered by the replication key, so the cursor moves only once every
+        # page of the window is committed.
+        if stats.newest and root.name in wanted:
+            wh.write_batch([], {root: stats.newest})
+        for s in members:
+            if root.replication == "full_table":
+                wh.record_window(s, None, read_began)
+            else:
+                wh.record_window(s, start, min(end, read_began))
+        seconds = time.perf_counter() - began
+        return {
+            s.name: _metadata(wh, s, root, counts[s.name], stats, (start, end), single_day,
+                              requests, retries, seconds)
+            for s in members
+        }
+
+    metadata = writer.call(finish)
+    seconds = time.perf_counter() - began
     context.log.info(
         f"{root.table}: {sum(stats.fetched.values())} records in {sum(stats.pages.values())} pages "
         f"({requests} requests, {retries} retries, {stats.outside_window} records outside the window), "
         f"{batches} write batches, {seconds:.2f}s"
     )
-    results = []
-    for s in members:
-        results.append(
-            dg.MaterializeResult(
-                asset_key=dg.AssetKey([s.source, s.name]),
-                metadata=_metadata(wh, s, root, counts[s.name], stats, (start, end), single_day,
-                                   requests, retries, seconds),
-            )
-        )
-    return results
+    return [dg.MaterializeResult(asset_key=dg.AssetKey([s.source, s.name]), metadata=metadata[s.name])
+            for s in members]
 
 
 def _metadata(

@@ -102,10 +102,13 @@ class FamilyReader:
                 records.extend(page)
             yield self.batch(root, records, needed, wanted, stats, snapshot=True)
             return
+        # Only a re-read pass needs the ids read so far; a set of every id would grow with the table.
         read_parents: set[Any] = set()
+        remember = any(s.reread_when for s in needed)
         for page in self.list_window(root, start, stats):
             kept = self.keep(root, page, start, end, stats)
-            read_parents.update(record_id(root, r, i) for i, r in enumerate(kept))
+            if remember:
+                read_parents.update(record_id(root, r, i) for i, r in enumerate(kept))
             yield self.batch(root, kept, needed, wanted, stats, snapshot=False)
         yield from self.after_window(root, start, end, needed, wanted, read_parents, stats)
 

@@ -7,17 +7,24 @@ naming the setting to check: a host that does not resolve or refuses connections
 body is not JSON (a login page, a proxy, the wrong server), a 404 (the wrong base URL) point at
 the URL variable; a 401 or 403 points at the credential variables. Every message passes through
 the session's redactor, and no exception is chained to a cause whose text was not redacted.
+
+A session pages its listings with a paginator from :mod:`crm_assets.sources.paging`, and can
+read ahead: later pages are fetched and parsed in a thread while the caller works on the
+current one (:func:`read_ahead`, a bounded hand-over, so memory stays flat). Once reads
+overlap, an API's limit on requests in flight (Zoho's concurrency limit) is honoured by a
+semaphore around every request (``JsonHttp.max_in_flight``).
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import queue
 import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, Self
@@ -27,10 +34,12 @@ import orjson
 import requests
 
 from crm_assets.sources.errors import FatalSourceError, SourceError
+from crm_assets.sources.paging import Page, Paginator
 from crm_assets.sources.redaction import Redactor
 
 MAX_RETRY_AFTER_SECONDS = 900.0
 QUOTED_BODY_CHARS = 200
+READ_AHEAD_PAGES = 1
 log = logging.getLogger("crm_assets.sources.http")
 
 
@@ -66,16 +75,23 @@ class Auth(Protocol):
 
 @dataclass
 class JsonHttp:
-    """Sends requests with retries; counts requests and retries for run metadata."""
+    """Sends requests with retries; counts requests and retries for run metadata.
+
+    `max_in_flight` caps the requests this session has open at once, across threads.
+    """
 
     session: requests.Session
     policy: RetryPolicy
     redact: Callable[[object], str]
     error: type[SourceError] = SourceError
     fatal: type[FatalSourceError] = FatalSourceError
+    max_in_flight: int | None = None
     requests: int = 0
     retries: int = 0
     _counting: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._slots = threading.BoundedSemaphore(self.max_in_flight) if self.max_in_flight else None
 
     def request(
         self,
@@ -103,9 +119,7 @@ class JsonHttp:
                 self.requests += 1
             sent = {**(headers or {}), **(auth.headers() if auth else {})}
             try:
-                resp = self.session.request(
-                    method, url, params=params, data=data, headers=sent, timeout=policy.timeout_seconds
-                )
+                resp = self._send(method, url, params, data, sent)
             except requests.RequestException as exc:
                 unreachable = _unreachable(exc)
                 if unreachable:
@@ -140,6 +154,18 @@ class JsonHttp:
                 log.warning(self.redact(f"{where}: {failure}; retrying in {wait:.1f}s"))
                 time.sleep(wait)
         raise self.failure(f"{where}: gave up after {policy.max_retries + 1} attempts; last: {failure}")
+
+    def _send(
+        self, method: str, url: str, params: dict[str, Any] | None, data: dict[str, Any] | None, headers: dict[str, str]
+    ) -> requests.Response:
+        """One HTTP exchange, within the session's limit of requests in flight."""
+        timeout = self.policy.timeout_seconds
+        if self._slots is None:
+            return self.session.request(method, url, params=params, data=data, headers=headers, timeout=timeout)
+        with self._slots:
+            resp = self.session.request(method, url, params=params, data=data, headers=headers, timeout=timeout)
+            resp.content  # read the whole body before the slot is given back
+            return resp
 
     def _json(self, where: str, resp: requests.Response, target: Target) -> dict[str, Any]:
         try:
@@ -188,6 +214,20 @@ class SourceSession:
     def retries(self) -> int:
         return self.transport.retries
 
+    def paged(
+        self,
+        paginator: Paginator,
+        url: str,
+        fetch: Callable[[str, dict[str, Any] | None], dict[str, Any]],
+        params: dict[str, Any] | None = None,
+        where: str = "",
+        read_ahead: bool = False,
+    ) -> Iterator[Page]:
+        """The pages of a listing whose first request is `url` with `params`, each fetched by
+        `fetch`; with `read_ahead`, fetched one page ahead in a thread."""
+        listing = paginator.pages(fetch, url, params or {}, where or f"GET {url}", self.transport)
+        return read_ahead_pages(listing) if read_ahead else listing
+
     def close(self) -> None:
         self.http.close()
 
@@ -196,6 +236,45 @@ class SourceSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_DONE = object()
+
+
+def read_ahead_pages(pages: Iterator[Page]) -> Iterator[Page]:
+    """`pages`, produced in a thread at most `READ_AHEAD_PAGES` ahead of the consumer; an
+    error of the producer is raised in the consumer, and closing the consumer stops it."""
+    slot: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD_PAGES)
+    stop = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                slot.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for page in pages:
+                if not hand_over(page):
+                    return
+            hand_over(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            hand_over(exc)
+
+    worker = threading.Thread(target=produce, name="source-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while (item := slot.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _unreachable(exc: BaseException) -> str | None:

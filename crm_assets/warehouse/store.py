@@ -110,13 +110,28 @@ class Warehouse(dg.ConfigurableResource):
 
     DuckDB admits one writing process per file, so a session holds an exclusive file lock
     beside the database for its whole life: the project serialises writers itself, whatever
-    the Dagster instance's pools say.
+    the Dagster instance's pools say. Sessions are meant to be brief (one write transaction,
+    or a few queries), never held across API calls, so that other runs interleave.
     """
 
     duckdb: DuckDBResource
     lock_timeout_seconds: float = 3600.0
     batch_records: int = Field(
         default=10_000, ge=1, description="Parent records per write transaction (memory vs speed)."
+    )
+    hold_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="Longest a load keeps the file while it writes batch after batch; other runs wait at most about this long.",
+    )
+    load_memory_limit: str = Field(
+        default="64MB",
+        description="DuckDB's memory_limit while a load writes: its cache of the table stays bounded, not growing with the table.",
+    )
+    idle_release_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        description="A load lets go of the file once no batch has come for this long (it waits on the API).",
     )
 
     def lock(self) -> contextlib.AbstractContextManager:
@@ -131,20 +146,30 @@ class Warehouse(dg.ConfigurableResource):
         return FileLock(f"{path}.lock", timeout=self.lock_timeout_seconds)
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[WarehouseSession]:
+    def session(
+        self, columns: dict[str, list[Column]] | None = None, memory_limit: str | None = None
+    ) -> Iterator[WarehouseSession]:
+        """The file, locked and open, for one brief piece of work.
+
+        `columns` carries the tables' known columns (see :meth:`WarehouseSession.ensure_tables`)
+        from one brief session to the next, so a load that opens the file once per write does
+        not look them up again; `memory_limit` bounds DuckDB's memory while it is open.
+        """
         with self.lock(), self.duckdb.get_connection() as conn:
             conn.execute("SET TimeZone = 'UTC'")
+            if memory_limit:
+                conn.execute("SET memory_limit = ?", [memory_limit])
             # Checkpoint (compress the WAL into the file) once per large load, not every 16 MB.
             conn.execute("SET checkpoint_threshold = '1GB'")
-            yield WarehouseSession(conn)
+            yield WarehouseSession(conn, columns)
 
 
 class WarehouseSession(StateQueries, CheckQueries):
     """One open connection: DDL from the catalog, batch writes, state and check queries."""
 
-    def __init__(self, conn: duckdb.DuckDBPyConnection):
+    def __init__(self, conn: duckdb.DuckDBPyConnection, columns: dict[str, list[Column]] | None = None):
         super().__init__(conn)
-        self._columns: dict[str, list[Column]] = {}
+        self._columns: dict[str, list[Column]] = {} if columns is None else columns
         self._tmp = 0
         # An operator may accept a snapshot that shrinks a table a lot (records really deleted).
         self.allow_snapshot_shrink = False

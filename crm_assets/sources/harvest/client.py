@@ -3,15 +3,12 @@
 Harvest pages some endpoints by page number and others by opaque cursor, and asks clients to
 follow ``links.next`` rather than build page URLs, so the client only ever builds the first
 URL of a listing. It sends the three headers Harvest requires and asks for the maximum page
-size; retries and fail-fast rules live in :mod:`crm_assets.sources.http`. Pages are yielded
-one at a time, so memory does not grow with the size of a table.
-
-Two guards keep a listing honest. Paging stops with an error once it runs past the page count
-the first page announced (plus a margin), so an API that keeps handing out ``links.next`` cannot
-keep a run busy forever. And a page-number listing (time entries, invoices, estimates,
-expenses) shifts when a record of an earlier page is deleted while it is read, so that a record
-of a later page is never seen: the records read are counted against the first page's
-``total_entries`` and, on a shortfall, the listing is read again from its first URL.
+size; retries, fail-fast rules and read-ahead live in :mod:`crm_assets.sources.http`, and the
+``links.next`` paginator in :mod:`crm_assets.sources.paging`, configured here with Harvest's
+guards: paging stops past the page count the first page announced (plus a margin), and a
+page-number listing (time entries, invoices, estimates, expenses), which shifts when a record
+of an earlier page is deleted while it is read, is read again from its first URL when it
+returns fewer records than its first page announced.
 
 Credentials are a personal access token or OAuth (see :mod:`.oauth`). Every secret the session
 holds or obtains is registered with its redactor, and every message and log line it produces
@@ -20,11 +17,7 @@ goes through :meth:`HarvestSession.redact`.
 
 from __future__ import annotations
 
-import logging
-import queue
-import threading
-from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -34,11 +27,11 @@ from pydantic import Field
 from crm_assets.sources.errors import FatalSourceError, SourceError
 from crm_assets.sources.harvest.oauth import DEFAULT_ID_URL, OAUTH_VARIABLES, HarvestOAuth
 from crm_assets.sources.http import JsonHttp, RetryPolicy, SourceSession, Target
+from crm_assets.sources.paging import NextLink, Page
 from crm_assets.sources.redaction import Redactor
 
 DEFAULT_API_URL = "https://api.harvestapp.com/v2"
 MAX_PER_PAGE = 2000
-READ_AHEAD_PAGES = 1
 # Passes over a page-number listing before a persistent shortfall is an error.
 MAX_LISTING_PASSES = 3
 # Pages tolerated beyond the first page's total_pages (records added while reading).
@@ -49,7 +42,6 @@ MISSING_CREDENTIALS = (
     "Harvest credentials are missing: set HARVEST_ACCESS_TOKEN (personal token) or "
     f"{OAUTH_VARIABLES} (OAuth)"
 )
-log = logging.getLogger("crm_assets.sources.harvest")
 
 
 class HarvestApiError(SourceError):
@@ -60,14 +52,6 @@ class HarvestApiError(SourceError):
 
 class HarvestFatalError(HarvestApiError, FatalSourceError):
     """A Harvest failure no retry can fix: wrong URL, credentials or permissions."""
-
-
-@dataclass
-class Page:
-    records: list[Any]
-    total_entries: int | None
-    # 1 for the first read of a listing; 2 and up when a page-number listing is read again.
-    pass_number: int = 1
 
 
 class HarvestClient(dg.ConfigurableResource):
@@ -178,124 +162,12 @@ class HarvestSession(SourceSession):
         `pagination` is the endpoint's mode, ``"cursor"`` or ``"page"``; a page-number listing
         that returns fewer records than its first page announced is read again (every pass's
         pages are yielded; writes are idempotent upserts). With `read_ahead`, later pages are
-        fetched and parsed in a thread while the caller works on the current ones; at most
-        `READ_AHEAD_PAGES` wait, so memory stays flat.
+        fetched and parsed in a thread while the caller works on the current ones.
         """
         if pagination not in ("cursor", "page"):
             raise ValueError(f"pagination must be 'cursor' or 'page', not {pagination!r}")
-        listing = self._listing(path, envelope, params, pagination)
-        return _read_ahead(listing) if read_ahead else listing
-
-    def _listing(self, path: str, envelope: str, params: dict[str, Any] | None, pagination: str) -> Iterator[Page]:
-        query = {**(params or {}), "per_page": self.config.per_page}
-        announced: int | None = None
-        read = 0
-        for number in range(1, MAX_LISTING_PASSES + 1):
-            announced, read = yield from self._pass(path, envelope, query, number, count=pagination == "page")
-            if pagination != "page" or announced is None or read >= announced:
-                return
-            log.warning(self.redact(
-                f"GET {path}: read {read} of the {announced} records announced; records moved "
-                f"between pages while they were read, reading the listing again"
-            ))
-        raise HarvestApiError(self.redact(
-            f"GET {path}: {MAX_LISTING_PASSES} passes each read fewer records than the listing announced "
-            f"(last: {read} of {announced}); records keep moving between pages"
-        ))
-
-    def _pass(
-        self, path: str, envelope: str, query: dict[str, Any], number: int, count: bool
-    ) -> Generator[Page, None, tuple[int | None, int]]:
-        """One read of a listing from its first URL; returns (announced total, distinct records read)."""
-        url: str | None = self.base + path
-        params: dict[str, Any] | None = query
-        seen_urls: set[str] = set()
-        ids: set[Any] = set()
-        read = 0
-        announced: int | None = None
-        announced_pages: int | None = None
-        pages = 0
-        while url:
-            body = self.get(url, params)
-            records = body.get(envelope)
-            if not isinstance(records, list):
-                raise HarvestApiError(self.redact(
-                    f"GET {path}: the response has no {envelope!r} list (keys: {sorted(body)[:10]})"
-                ))
-            pages += 1
-            if pages == 1:
-                announced = _int_or_none(body.get("total_entries"))
-                announced_pages = _announced_pages(body, self.config.per_page)
-            if count:
-                for r in records:
-                    key = r.get("id") if isinstance(r, dict) else None
-                    if key is None:
-                        read += 1
-                    elif key not in ids:
-                        ids.add(key)
-                        read += 1
-            yield Page(records, _int_or_none(body.get("total_entries")), number)
-            url = (body.get("links") or {}).get("next")
-            params = None
-            if url and announced_pages is not None and pages >= announced_pages + EXTRA_PAGES:
-                raise HarvestApiError(self.redact(
-                    f"GET {path}: links.next still points further after {pages} pages, although the "
-                    f"first page announced {announced_pages}; stopped"
-                ))
-            if url in seen_urls:
-                raise HarvestApiError(self.redact(f"GET {path}: links.next repeats a page already read"))
-            if url:
-                seen_urls.add(url)
-        return announced, read
-
-
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _announced_pages(first: dict[str, Any], per_page: int) -> int | None:
-    """The page count a listing's first page announces (derived from its total when not given)."""
-    total_pages = _int_or_none(first.get("total_pages"))
-    if total_pages is None:
-        total = _int_or_none(first.get("total_entries"))
-        if total is None:
-            return None
-        total_pages = -(-total // (_int_or_none(first.get("per_page")) or per_page))
-    return max(total_pages, 1)
-
-
-_DONE = object()
-
-
-def _read_ahead(pages: Iterator[Page]) -> Iterator[Page]:
-    slot: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD_PAGES)
-    stop = threading.Event()
-
-    def hand_over(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                slot.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for page in pages:
-                if not hand_over(page):
-                    return
-            hand_over(_DONE)
-        except BaseException as exc:  # handed to the consumer, which raises it
-            hand_over(exc)
-
-    worker = threading.Thread(target=produce, name="harvest-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while (item := slot.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+        paginator = NextLink(
+            envelope, self.config.per_page, reread_on_shortfall=pagination == "page",
+            max_passes=MAX_LISTING_PASSES, extra_pages=EXTRA_PAGES,
+        )
+        return self.paged(paginator, self.base + path, self.get, params, f"GET {path}", read_ahead)

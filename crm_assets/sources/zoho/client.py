@@ -5,8 +5,10 @@ token's ``api_domain`` (or ``ZOHO_API_URL``), so any data centre works from its 
 alone. Retries of 429 (Zoho's credit and concurrency limits), 5xx, timeouts and resets, and the
 fail-fast rules, are the shared ones of :mod:`crm_assets.sources.http`; Zoho's error bodies
 (``code``, ``message``, ``details``) are quoted in its errors. Paged lists follow
-``info.more_records`` with ``page`` (or ``info.next_page_token`` when the API hands one out);
-204 and 304 answer "nothing here". Every secret the session holds or obtains is registered with
+``info.more_records`` with ``page`` (or ``info.next_page_token`` when the API hands one out),
+the shared :class:`~crm_assets.sources.paging.MoreRecords` paginator; 204 and 304 answer
+"nothing here". Listings read one page ahead, so the session keeps at most
+``max_concurrent_requests`` calls in flight (Zoho answers 429 beyond its concurrency limit). Every secret the session holds or obtains is registered with
 its redactor.
 """
 
@@ -20,8 +22,9 @@ import requests
 from pydantic import Field
 
 from crm_assets.catalog import Stream
-from crm_assets.sources.errors import FatalSourceError, SourceError
+from crm_assets.sources.errors import FatalSourceError
 from crm_assets.sources.http import JsonHttp, RetryPolicy, SourceSession, Target
+from crm_assets.sources.paging import MoreRecords
 from crm_assets.sources.redaction import Redactor
 from crm_assets.sources.zoho.oauth import DEFAULT_ACCOUNTS_URL, OAUTH_VARIABLES, ZohoOAuth
 
@@ -48,6 +51,11 @@ class ZohoClient(dg.ConfigurableResource):
     max_retries: int = Field(default=6, ge=0)
     backoff_seconds: float = Field(default=1.0, description="First retry delay; doubles each time.")
     max_backoff_seconds: float = 60.0
+    max_concurrent_requests: int = Field(
+        default=5,
+        ge=1,
+        description="Requests in flight at once: Zoho's per-app concurrency limit (Free 5 ... Ultimate 25).",
+    )
 
     def open(self) -> ZohoSession:
         return ZohoSession(self)
@@ -77,6 +85,7 @@ class ZohoSession(SourceSession):
                 config.timeout_seconds, config.max_retries, config.backoff_seconds, config.max_backoff_seconds
             ),
             self.redactor.redact,
+            max_in_flight=config.max_concurrent_requests,
         )
         self.oauth = ZohoOAuth(
             self.transport,
@@ -118,31 +127,24 @@ class ZohoSession(SourceSession):
         )
 
     def pages(
-        self, stream: Stream, params: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+        self,
+        stream: Stream,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        read_ahead: bool = False,
     ) -> Iterator[list[Any]]:
-        """Every page of `stream`'s list, with its catalog parameters and headers added."""
-        query: dict[str, Any] = {**stream.params, **(params or {})}
-        if stream.pagination == "page":
-            query.update(page=1, per_page=self.config.per_page)
+        """Every page of `stream`'s list, with its catalog parameters and headers added; with
+        `read_ahead`, the next page is fetched while the caller works on this one."""
         sent = {**stream.headers, **(headers or {})}
-        for _ in range(MAX_PAGES):
-            body = self.get(str(stream.endpoint), query, sent, stream.no_data_errors)
-            if not body:
-                return
-            records = body.get(str(stream.envelope))
-            if not isinstance(records, list):
-                raise SourceError(
-                    self.redact(
-                        f"GET {stream.endpoint}: the response has no {stream.envelope!r} list (keys: {sorted(body)[:10]})"
-                    )
-                )
-            yield records
-            info = body.get("info") or {}
-            if stream.pagination != "page" or not info.get("more_records") or not records:
-                return
-            if info.get("next_page_token"):
-                query.pop("page", None)
-                query["page_token"] = info["next_page_token"]
-            else:
-                query["page"] = query.get("page", 1) + 1
-        raise SourceError(f"GET {stream.endpoint}: still more_records after {MAX_PAGES} pages; stopped")
+
+        def fetch(url: str, query: dict[str, Any] | None) -> dict[str, Any]:
+            return self.transport.request(
+                "GET", url, API_TARGET, params=query, auth=self.oauth, headers=sent, no_data=stream.no_data_errors
+            )
+
+        paginator = MoreRecords(str(stream.envelope), self.config.per_page, paged=stream.pagination == "page",
+                                max_pages=MAX_PAGES)
+        query = {**stream.params, **(params or {})}
+        for page in self.paged(paginator, self.base + str(stream.endpoint), fetch, query,
+                               f"GET {stream.endpoint}", read_ahead):
+            yield page.records

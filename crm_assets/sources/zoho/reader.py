@@ -63,7 +63,7 @@ class ZohoReader(FamilyReader):
 
     def list_window(self, stream: Stream, start: datetime | None, stats: FamilyStats) -> Iterator[list[Any]]:
         params, headers = change_filter(stream, start)
-        for page in self.api.pages(stream, params, headers):
+        for page in self.api.pages(stream, params, headers, read_ahead=True):
             stats.count(stream.name, pages=1, fetched=len(page))
             yield page
 
