@@ -180,8 +180,8 @@ def _materialize(
             members = [s for s in catalog.family(root.name) if s.name in wanted]
             try:
                 results = _sync_family(context, writer, reader, root, members, wanted, window, single_day)
-            except FatalSourceError:
-                raise
+            except FatalSourceError as exc:  # stops the run, naming the table it was reading
+                raise FatalSourceError(reader.redact(f"{root.table}: {exc}")) from None
             except Exception as exc:  # one family failing must not hide the others' results
                 message = reader.redact(f"{root.table}: {exc}")
                 failures.append(message)

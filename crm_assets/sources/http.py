@@ -129,21 +129,24 @@ class JsonHttp:
                 where = f"{method} {_show(resp.url)}"
                 status = resp.status_code
                 if status in (200, 201):
-                    return self._json(where, resp, target)
-                if status in (204, 304):
+                    body = self._json(where, resp, target)
+                    if body is not None:
+                        return body
+                    failure, wait = f"HTTP {status} with a JSON body cut short", self._backoff(attempt)
+                elif status in (204, 304):
                     return {}
-                if no_data and _error_code(resp) in no_data:
+                elif no_data and _error_code(resp) in no_data:
                     return {}
-                if status == 401 and auth is not None and not renewed and auth.renew(sent):
+                elif status == 401 and auth is not None and not renewed and auth.renew(sent):
                     renewed = True
                     continue
-                if status in target.credential_statuses:
+                elif status in target.credential_statuses:
                     raise self.failure(
                         f"{where}: HTTP {status}: {_quote(resp)}; check {target.credential_variables}", status, fatal=True
                     )
-                if status == 404:
+                elif status == 404:
                     raise self.failure(f"{where}: HTTP 404: {_quote(resp)}; check {target.url_variable}", status, fatal=True)
-                if status == 429:
+                elif status == 429:
                     failure = "HTTP 429 Too Many Requests"
                     wait = _retry_after(resp.headers.get("Retry-After"), self._backoff(attempt))
                 elif status >= 500:
@@ -167,11 +170,16 @@ class JsonHttp:
             resp.content  # read the whole body before the slot is given back
             return resp
 
-    def _json(self, where: str, resp: requests.Response, target: Target) -> dict[str, Any]:
+    def _json(self, where: str, resp: requests.Response, target: Target) -> dict[str, Any] | None:
+        """The answer's JSON object; None when a body announced as JSON does not parse (cut short
+        on the way: worth another attempt), a failure naming the URL setting when the answer is
+        not JSON at all (an HTML page: not the API)."""
         try:
             body = orjson.loads(resp.content)
         except orjson.JSONDecodeError:
             kind = resp.headers.get("Content-Type") or "no content type"
+            if "json" in kind.lower():
+                return None
             raise self.failure(
                 f"{where}: HTTP {resp.status_code} answered {kind}, not JSON ({_snippet(resp.text)!r}): "
                 f"this is not the API; check {target.url_variable}",

@@ -149,7 +149,8 @@ class MoreRecords:
             records = envelope_records(body, self.envelope, where, report)
             yield Page(records)
             info = body.get("info") or {}
-            if not self.paged or not info.get("more_records") or not records:
+            # An empty page that still says more_records is followed (bounded by max_pages).
+            if not self.paged or not info.get("more_records"):
                 return
             if info.get("next_page_token"):
                 query.pop("page", None)

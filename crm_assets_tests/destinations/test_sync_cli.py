@@ -9,21 +9,16 @@ import sys
 from pathlib import Path
 
 from crm_assets.destinations.specs import load_syncs
-from crm_assets_tests.conftest import harvest_assets_from, harvest_resources, materialize_harvest, today
 from crm_assets_tests.destinations.conftest import query_rows
+from crm_assets_tests.destinations.test_example_syncs import load_whole_tables, marts_read_by
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_dagster_cli_materializes_every_sync_without_leaving_a_secret(sfsb, warehouse_path, tmp_path):
-    start = sfsb.env["HARVEST_START_DATE"]
-    materialize_harvest(
-        harvest_resources(sfsb, warehouse_path),
-        start,
-        today(),
-        selection=["clients", "contacts", "projects", "time_entries"],
-        assets=harvest_assets_from(start),
-    )
+    load_whole_tables(sfsb, warehouse_path)
+    salesforce_syncs = [s for s in load_syncs() if s.destination == "salesforce"]
+    models = " or ".join(f'key:"marts/{name}"' for name in marts_read_by(salesforce_syncs))
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -36,7 +31,7 @@ def test_the_dagster_cli_materializes_every_sync_without_leaving_a_secret(sfsb, 
             "-m",
             "crm_assets.definitions",
             "--select",
-            'key:"salesforce/*"',
+            f'{models} or key:"salesforce/*"',  # the syncs and the models they read
         ],
         check=False,
         cwd=ROOT,
@@ -46,7 +41,7 @@ def test_the_dagster_cli_materializes_every_sync_without_leaving_a_secret(sfsb, 
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for spec in [s for s in load_syncs() if s.destination == "salesforce"]:
+    for spec in salesforce_syncs:
         rows = query_rows(warehouse_path, spec.query)
         assert len(sfsb.salesforce_records(spec.object)) == len(rows) > 0, spec.name
     secrets = [
