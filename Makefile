@@ -30,9 +30,10 @@ dev: install
 test: install-dev
 	$(BIN)/python -m pytest
 
-bench: install
+bench: install-dev
 	$(BIN)/python benchmarks/harvest_backfill.py
 	$(BIN)/python benchmarks/salesforce_push.py
+	$(BIN)/python benchmarks/instance_bookkeeping.py
 
 clean:
 	rm -rf $(VENV) .venv-thirdparty data/crm.duckdb* data/dagster data/harvest_oauth.json*
