@@ -41,7 +41,7 @@ CONSOLIDATED = {
     "event_log_storage": {
         "module": "dagster._core.storage.event_log",
         "class": "ConsolidatedSqliteEventLogStorage",
-        "config": {"base_dir": "history"},
+        "config": {"base_dir": "{home}/history"},
     }
 }
 
@@ -50,7 +50,7 @@ POOLED = {
     "event_log_storage": {
         "module": "crm_assets.instance_storage",
         "class": "PooledSqliteEventLogStorage",
-        "config": {"base_dir": "history", "synchronous": "FULL"},
+        "config": {"base_dir": "{home}/history", "synchronous": "FULL"},
     }
 }
 
@@ -109,7 +109,8 @@ def worker(tables: int, days: int) -> dict:
 
 def measure(name: str, config: dict, env: dict[str, str], tables: int, days: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_instance_", dir=ROOT / "data") as home:
-        (Path(home) / "dagster.yaml").write_text(yaml.safe_dump(config))
+        text = yaml.safe_dump(config).replace("{home}", home)
+        (Path(home) / "dagster.yaml").write_text(text)
         done = subprocess.run(
             [sys.executable, __file__, "--worker", "--tables", str(tables), "--days", str(days)],
             env={**os.environ, **env, "DAGSTER_HOME": home},

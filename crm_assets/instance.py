@@ -29,6 +29,7 @@ from typing import Any
 
 import dagster as dg
 import sqlalchemy as db
+import yaml
 from dagster import Field
 from dagster._config import Enum, EnumValue, StringSource
 from dagster._core.launcher import DefaultRunLauncher
@@ -39,16 +40,55 @@ from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import
 from watchdog.events import PatternMatchingEventHandler
 from watchdog.observers import Observer
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.instance.ref import InstanceRef
 from dagster._serdes import ConfigurableClassData
 
 SYNCHRONOUS_LEVELS = ("NORMAL", "FULL")
 
 
+class LocalInstance(dg.DagsterInstance):
+    """The Dagster instance of the shipped dagster.yaml (`instance_class`): Dagster's defaults
+    under the instance folder, but with events in PooledSqliteEventLogStorage.
+
+    A class rather than an `event_log_storage:` entry because only the instance knows its
+    folder: a storage configured in dagster.yaml with a relative path would resolve it
+    against the working directory of each process, and an instance opened with
+    `DagsterInstance.from_config(folder)` would read another file than the daemon writes.
+    """
+
+    @classmethod
+    def config_schema(cls) -> dict:
+        return {}
+
+    @classmethod
+    def config_defaults(cls, base_dir: str) -> Mapping[str, ConfigurableClassData | None]:
+        defaults = dict(InstanceRef.config_defaults(base_dir))
+        event_log = ConfigurableClassData(
+            __name__,
+            PooledSqliteEventLogStorage.__name__,
+            yaml.dump({"base_dir": os.path.join(base_dir, "history"), "synchronous": "NORMAL"}),
+        )
+        parts = {
+            "run_storage": defaults["run_storage"],
+            "event_log_storage": event_log,
+            "schedule_storage": defaults["schedule_storage"],
+        }
+        defaults["event_log_storage"] = event_log
+        defaults["storage"] = ConfigurableClassData(
+            "dagster._core.storage.legacy_storage",
+            "CompositeStorage",
+            yaml.dump({
+                name: {"module_name": d.module_name, "class_name": d.class_name, "config_yaml": d.config_yaml}
+                for name, d in parts.items()
+            }),
+        )
+        return defaults
+
+
 class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
     """ConsolidatedSqliteEventLogStorage over a per-process connection pool with a chosen
-    `PRAGMA synchronous`; configured in dagster.yaml under `event_log_storage`. A relative
-    `base_dir` is taken under DAGSTER_HOME (Dagster's own storages take it under the working
-    directory), so the shipped file keeps history under the instance wherever it is run."""
+    `PRAGMA synchronous`. LocalInstance makes it the default event log storage, at
+    DAGSTER_HOME/history/event_log.db."""
 
     def __init__(
         self, base_dir: str, synchronous: str = "NORMAL", inst_data: ConfigurableClassData | None = None
@@ -59,7 +99,7 @@ class PooledSqliteEventLogStorage(ConsolidatedSqliteEventLogStorage):
         self._engine: db.Engine | None = None
         self._engine_pid: int | None = None
         self._asset_key_columns: set[str] = set()
-        super().__init__(os.path.join(os.getenv("DAGSTER_HOME") or ".", base_dir), inst_data=inst_data)
+        super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
     def config_type(cls):
