@@ -48,7 +48,7 @@ CONSOLIDATED = {
 
 POOLED = {
     "event_log_storage": {
-        "module": "crm_assets.instance_storage",
+        "module": "crm_assets.instance",
         "class": "PooledSqliteEventLogStorage",
         "config": {"base_dir": "{home}/history", "synchronous": "FULL"},
     }
