@@ -7,10 +7,10 @@ own SQLite storages open a new connection for every event and close it afterward
 last connection to a WAL database checkpoints the WAL into the database file and syncs it, so
 each event paid a commit sync plus a checkpoint (60% of a profiled backfill, see
 benchmarks/RESULTS.md). This storage keeps a small pool of connections per process, so SQLite
-checkpoints when its WAL reaches its usual size, and lets dagster.yaml choose `synchronous`:
-NORMAL (the shipped choice) keeps every commit through any crash of a process (SIGKILL
-included); only an operating-system crash or power loss can drop the last commits, never
-corrupting the file; FULL also syncs each commit. Schema, queries, pools and their slots are
+checkpoints when its WAL reaches its usual size, with `PRAGMA synchronous=NORMAL` (LocalInstance's
+choice; an explicit `event_log_storage:` entry may say FULL): every commit survives any crash
+of a process (SIGKILL included); only an operating-system crash or power loss can drop the last
+commits, never corrupting the file; FULL also syncs each commit. Schema, queries, pools and their slots are
 Dagster's: the file is ConsolidatedSqliteEventLogStorage's and either class can read it.
 
 LocalRunLauncher. Dagster's DefaultRunLauncher cannot tell the daemon's run monitoring whether
@@ -32,16 +32,16 @@ import sqlalchemy as db
 import yaml
 from dagster import Field
 from dagster._config import Enum, EnumValue, StringSource
+from dagster._core.instance.ref import InstanceRef
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
 from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import (
     ConsolidatedSqliteEventLogStorage,
 )
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._serdes import ConfigurableClassData
 from watchdog.events import PatternMatchingEventHandler
 from watchdog.observers import Observer
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
-from dagster._core.instance.ref import InstanceRef
-from dagster._serdes import ConfigurableClassData
 
 SYNCHRONOUS_LEVELS = ("NORMAL", "FULL")
 
