@@ -33,9 +33,10 @@ TEST_WORKERS ?= 2
 test: install-dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
-bench: install
+bench: install-dev
 	$(BIN)/python benchmarks/harvest_backfill.py
 	$(BIN)/python benchmarks/salesforce_push.py
+	$(BIN)/python benchmarks/instance_bookkeeping.py
 
 clean:
 	rm -rf $(VENV) .venv-thirdparty data/crm.duckdb* data/dagster data/harvest_oauth.json*

@@ -391,6 +391,7 @@ def demo() -> int:
             flush=True,
         )
         with dg.DagsterInstance.get() as instance:
+            _release_dead_runs(instance)
             run = run_backfill(instance, first, last)
             summary = summarize(instance, run, os.environ["CRM_ASSETS_DUCKDB_PATH"])
         print("\n" + "\n".join(summary.lines()))
@@ -399,8 +400,17 @@ def demo() -> int:
         return 0 if summary.ok else 1
 
 
+def _release_dead_runs(instance: dg.DagsterInstance) -> None:
+    from crm_assets.instance import release_dead_runs
+
+    for run_id in release_dead_runs(instance):
+        print(f"run {run_id} was killed earlier: marked failed, its pool slots given back", flush=True)
+
+
 def dev() -> int:
     with platform_env() as target:
+        with dg.DagsterInstance.get() as instance:
+            _release_dead_runs(instance)
         print(
             f"crm_assets dev: {target}; DAGSTER_HOME={os.environ['DAGSTER_HOME']}; "
             "Dagster UI on http://127.0.0.1:3000",

@@ -23,11 +23,14 @@ from crm_assets.destinations.specs import load_syncs
 from crm_assets.marts import marts_models
 from crm_assets.sources.harvest.assets import harvest_assets
 from crm_assets.sources.zoho.assets import zoho_assets
+from crm_assets_tests.conftest import harvest_resources, materialize_harvest
 from crm_assets_tests.harvest_truth import ALL_TABLES, expected_rows
 from crm_assets_tests.zoho_truth import TABLES as ZOHO_TABLES
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "leftover-secret-token-value"
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+POOL = "duckdb"
 
 
 @pytest.fixture
@@ -236,3 +239,69 @@ def test_what_the_ui_and_the_instance_write_stays_out_of_git_status():
         ["git", "check-ignore", *paths], cwd=ROOT, capture_output=True, text=True, timeout=30
     )
     assert done.stdout.split() == paths, done.stderr
+
+
+def run_holding_a_step(instance: dg.DagsterInstance, proc: subprocess.Popen, timeout: float) -> dg.DagsterRun:
+    """The CLI's run once its Harvest step is executing (and holds the `duckdb` pool's slot
+    if the step is in that pool)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        runs = instance.get_runs()
+        if runs and instance.get_records_for_run(
+            runs[0].run_id, of_type=dg.DagsterEventType.STEP_START, limit=1
+        ).records:
+            return runs[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no step started within {timeout:.0f}s")
+
+
+def test_a_killed_run_is_failed_and_its_pool_slot_given_back_by_the_daemon(sandbox, platform):
+    """SIGKILL a CLI backfill mid-step (nothing survives it to clean up), then let the
+    daemon's run monitoring, configured by the shipped dagster.yaml, do one iteration at a
+    time as `dagster-daemon` would: the run is marked failed, its slot is given back, and
+    the next run goes through with no manual step."""
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import EmptyWorkspaceTarget
+    from dagster._daemon.daemon import MonitoringDaemon
+
+    instance, home = platform
+    assert "MONITORING" in instance.get_required_daemon_types(), "`dagster dev` starts the monitoring daemon"
+    day = last_days(1)[0]
+    command = [DAGSTER, "asset", "materialize", "-m", "crm_assets.definitions",
+               "--select", 'key:"harvest/*"', "--partition-range", f"{day}...{day}"]
+    # Every Harvest request is answered 429 "retry after 30 s": the step waits inside its slot.
+    sandbox.inject_fault("harvest", 429, count=100_000, retry_after=30)
+    proc = subprocess.Popen(command, cwd=home.parent, env=os.environ.copy(), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        killed = run_holding_a_step(instance, proc, timeout=90)
+        held = {slot.run_id for slot in instance.event_log_storage.get_concurrency_info(POOL).claimed_slots}
+        if harvest_assets.op.pool == POOL:
+            assert held == {killed.run_id}, "the killed step held the pool's only slot"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        sandbox.clear_faults("harvest")
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+    assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.STARTED, "nobody is left to fail it"
+
+    daemon = MonitoringDaemon(interval_seconds=instance.run_monitoring_poll_interval_seconds)
+    free_after = instance.run_monitoring_settings["free_slots_after_run_end_seconds"]
+    deadline = time.monotonic() + free_after + 20
+    with WorkspaceProcessContext(instance, EmptyWorkspaceTarget()) as context:
+        while True:
+            list(daemon.run_iteration(context))
+            claimed = instance.event_log_storage.get_concurrency_info(POOL).claimed_slots
+            if instance.get_run_by_id(killed.run_id).is_finished and not {s.run_id for s in claimed} & held:
+                break
+            assert time.monotonic() < deadline, f"the daemon left the killed run's slot claimed: {claimed}"
+            time.sleep(1.0)
+    assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+    # The next run needs the pool (if its steps are in it) and must not wait for the dead one.
+    resources = harvest_resources(sandbox, os.environ["CRM_ASSETS_DUCKDB_PATH"])
+    began = time.monotonic()
+    result = materialize_harvest(resources, day, selection=["roles"], instance=instance)
+    assert result.success and time.monotonic() - began < 60
