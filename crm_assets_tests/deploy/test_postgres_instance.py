@@ -1,4 +1,4 @@
-"""deploy/dagster.yaml on a real PostgreSQL: a Harvest backfill and a Salesforce sync run by the
+"""deploy/dagster.yaml on a real PostgreSQL: a Harvest backfill and a Zoho CRM sync run by the
 Dagster CLI, with run history, events and pool slots in Postgres.
 
 The server is started here (crm_assets_tests/deploy/postgres_server.py); without PostgreSQL
@@ -23,6 +23,7 @@ import yaml
 
 from crm_assets_tests.deploy.postgres_server import PostgresServer, postgres_bin_dir
 from crm_assets_tests.harvest_truth import assert_table_matches, expected_rows
+from crm_assets_tests.zoho_modules import module_records
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGSTER = str(Path(sys.executable).parent / "dagster")
@@ -86,7 +87,7 @@ def test_a_backfill_and_a_sync_on_a_postgres_instance(postgres, deploy_instance,
     sandbox.harvest_modify("clients", count=3)  # so that the two days hold clients to push
 
     materialize('key:"harvest/clients"', first, last)
-    materialize('key:"salesforce/clients_to_accounts"')
+    materialize('key:"zoho_crm/clients_to_zoho_accounts"')  # the shipped sync that reads harvest.clients
 
     runs = instance.get_runs()
     assert [r.status for r in runs] == [dg.DagsterRunStatus.SUCCESS] * 2
@@ -98,14 +99,14 @@ def test_a_backfill_and_a_sync_on_a_postgres_instance(postgres, deploy_instance,
         "ASSET_MATERIALIZATION",
     ))
     assert materialized == {('["harvest", "clients"]', first), ('["harvest", "clients"]', last),
-                            ('["salesforce", "clients_to_accounts"]', None)}
+                            ('["zoho_crm", "clients_to_zoho_accounts"]', None)}
     assert not (Path(os.environ["DAGSTER_HOME"]) / "history").exists(), "no SQLite history beside Postgres"
     # The backfill wrote the sandbox's clients of those days; the sync pushed each of them.
     with duckdb.connect(os.environ["CRM_ASSETS_DUCKDB_PATH"], read_only=True) as conn:
         assert_table_matches(conn, "clients", expected_rows(sandbox, "clients", since=first))
         client_ids = {str(row[0]) for row in conn.execute("select id from harvest.clients").fetchall()}
     assert len(client_ids) >= 3
-    assert {r["Harvest_Client_Id__c"] for r in sandbox.salesforce_records("Account")} == client_ids
+    assert {r["Harvest_Client_Id"] for r in module_records(sandbox, "Accounts")} == client_ids
     # The password came from the environment and went nowhere else.
     for path in Path(os.environ["DAGSTER_HOME"]).rglob("*"):
         if path.is_file():

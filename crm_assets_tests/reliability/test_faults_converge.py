@@ -75,6 +75,10 @@ def test_a_faulted_backfill_and_push_end_equal_to_the_fault_free_ones(
 ):
     fresh_org(sandbox)
     apply_faults(sandbox, rules, salesforce_rules)
+    if rules == EXPIRY_FAULTS:
+        # A push makes a handful of Salesforce calls, and a random expiry spares each session's
+        # first: one planned expiry makes sure the org's renewal path is exercised every time.
+        sandbox.plan_fault("salesforce", "expire")
     path = str(tmp_path / "warehouse.duckdb")
     try:
         backfill(sandbox, path, instance=instance, **FAST_RETRIES)
