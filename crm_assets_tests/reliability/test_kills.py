@@ -95,19 +95,27 @@ def test_a_backfill_killed_ten_times_then_run_to_the_end_equals_the_fault_free_o
 
 
 def test_a_push_killed_mid_way_then_run_to_the_end_leaves_the_org_equal(sandbox, baseline, tmp_path):
-    fresh_org(sandbox)
     path = str(tmp_path / "warehouse.duckdb")
-    shutil.copyfile(baseline.path, path)
-    with duckdb.connect(path) as conn:  # the baseline's tables, as if nothing had been pushed yet
-        conn.execute("DELETE FROM crm_assets_state.sync_rows")
-        conn.execute("DELETE FROM reverse_etl.rejections")
+
+    def nothing_pushed_yet() -> None:
+        """An empty org, and the baseline's tables as if nothing had been pushed."""
+        fresh_org(sandbox)
+        shutil.copyfile(baseline.path, path)
+        with duckdb.connect(path) as conn:
+            conn.execute("DELETE FROM crm_assets_state.sync_rows")
+            conn.execute("DELETE FROM reverse_etl.rejections")
+
+    nothing_pushed_yet()
     rng = random.Random(2323)
     killed = 0
     for _ in range(4):
-        outcome = kill_at(lambda: push(sandbox, path), rng.uniform(0.05, baseline.push_seconds))
+        # Within the first part of a push, so that most kills land mid-way whatever the load.
+        outcome = kill_at(lambda: push(sandbox, path), rng.uniform(0.05, 0.6 * baseline.push_seconds))
         killed += outcome is None
         assert outcome in (None, 0)
         assert org_duplicates(sandbox) == {}
+        if outcome == 0:  # it finished before the kill: start over, so the next one has work to cut
+            nothing_pushed_yet()
     assert killed >= 2, "most pushes died before their end"
     push(sandbox, path)
     assert org_digest(sandbox) == baseline.org
