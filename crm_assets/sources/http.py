@@ -148,7 +148,7 @@ class JsonHttp:
                     raise self.failure(f"{where}: HTTP 404: {_quote(resp)}; check {target.url_variable}", status, fatal=True)
                 elif status == 429:
                     failure = "HTTP 429 Too Many Requests"
-                    wait = _retry_after(resp.headers.get("Retry-After"), self._backoff(attempt))
+                    wait = retry_after(resp.headers.get("Retry-After"), self._backoff(attempt))
                 elif status >= 500:
                     failure, wait = f"HTTP {status}", self._backoff(attempt)
                 else:
@@ -306,7 +306,9 @@ def _unreachable(exc: BaseException) -> str | None:
     return None
 
 
-def _retry_after(header: str | None, fallback: float) -> float:
+def retry_after(header: str | None, fallback: float, cap: float = MAX_RETRY_AFTER_SECONDS) -> float:
+    """Seconds a ``Retry-After`` header asks for (seconds or an HTTP date), at most `cap`;
+    `fallback` when there is none or it cannot be read."""
     if not header:
         return fallback
     try:
@@ -316,7 +318,7 @@ def _retry_after(header: str | None, fallback: float) -> float:
             seconds = parsedate_to_datetime(header).timestamp() - time.time()
         except (TypeError, ValueError):
             return fallback
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
+    return min(max(seconds, 0.0), cap)
 
 
 def _error_code(resp: requests.Response) -> str | None:

@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
@@ -33,6 +32,7 @@ from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.values import encode_records
 from crm_assets.destinations.zoho.layout import ModuleLayout, PreflightError
 from crm_assets.sources.errors import SourceError
+from crm_assets.sources.http import retry_after
 from crm_assets.sources.zoho.client import ZohoClient, ZohoSession
 
 API_PREFIX = "/crm/v8"
@@ -135,7 +135,7 @@ class ZohoDestination:
             break
         status = resp.status_code
         if status == 429 or status >= 500:
-            _wait_retry_after(resp.headers.get("Retry-After"))
+            time.sleep(retry_after(resp.headers.get("Retry-After"), 0.0, MAX_RETRY_AFTER_SECONDS))
             code = str(answer.get("code") or f"HTTP_{status}")
             message = f"{where}: HTTP {status} {answer.get('message') or ''}"
             return _transient(batch, code, self.redact(message.strip()))
@@ -179,19 +179,6 @@ def _row_result(item: Any, operation: str) -> RowResult:
 def _transient(batch: list[dict], code: str, message: str) -> list[RowResult]:
     return [RowResult(False, error_code=code, message=message, transient=True) for _ in batch]
 
-
-def _wait_retry_after(header: str | None) -> None:
-    """Wait out a ``Retry-After`` (seconds or an HTTP date) before the machinery's own backoff."""
-    if not header:
-        return
-    try:
-        seconds = float(header)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(header).timestamp() - time.time()
-        except (TypeError, ValueError):
-            return
-    time.sleep(min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS))
 
 
 @contextlib.contextmanager
