@@ -32,7 +32,7 @@ from crm_assets_tests.models.conftest import materialize_marts
 ROOT = Path(__file__).resolve().parents[2]
 RATE_LIMIT = 100  # requests per 15 s
 TABLES = ["time_entries", "time_entry_external_reference"]
-PER_PAGE = 3  # 500 time entries: 167 pages, so the backfill waits out the rate limit once
+PER_PAGE = 2  # 500 time entries: 250 pages, so the backfill waits out the rate limit twice
 PROJECTS = 40
 MODEL = "project_daily_hours"  # reads harvest.time_entries, the table the backfill writes
 MODEL_READS = ["time_entries", "projects"]  # projects: its relationships test
