@@ -74,6 +74,11 @@ BASELINE_QUERY = f"""
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS (``VmHWM``): Linux's ``ru_maxrss`` keeps the peak of the process
+    that started it across ``exec``, so a worker would report the orchestrator's RSS as its floor."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -167,6 +172,7 @@ def crm_assets_sync(env: dict[str, str], profile: str | None) -> dict:
         "updated": meta["updated"],
         "rejected": meta["rejected"],
         "unchanged": meta["unchanged"],
+        "retries": meta["retries"],
     }
 
 
@@ -281,7 +287,7 @@ def report(base: dict, base_again: dict, first: dict, second: dict, changed: dic
             print(
                 f"  {label:10} metadata: sent {r['rows']:,} inserted {r['inserted']:,} updated {r['updated']:,} "
                 f"unchanged {r['unchanged']:,} rejected {r['rejected']:,} batches {r['batches']} "
-                f"api_calls {r['api_calls']}"
+                f"api_calls {r['api_calls']} retries {r['retries']}"
             )
 
 
