@@ -36,6 +36,7 @@ test: install-dev
 bench: install-dev
 	$(BIN)/python benchmarks/harvest_backfill.py
 	$(BIN)/python benchmarks/salesforce_push.py
+	$(BIN)/python benchmarks/zoho_push.py
 	$(BIN)/python benchmarks/instance_bookkeeping.py
 
 clean:

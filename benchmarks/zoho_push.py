@@ -1,0 +1,346 @@
+"""Zoho CRM write-back speed, calls and memory, against a plain ``requests`` client.
+
+Starts a sandbox, writes a DuckDB file whose ``src.clients`` table holds N generated rows, then
+measures, each in a fresh interpreter so that peak RSS belongs to that measurement alone:
+
+- baseline: the rows read with a plain ``fetchall`` into dicts (the query formats dates,
+  datetimes and numbers as Zoho takes them), an access token from the sandbox's accounts server
+  (refresh-token grant), then ``POST /crm/v8/Accounts/upsert`` with ``duplicate_check_fields``
+  ``["Harvest_Client_Id"]``, 100 records per call, the writer's ``PARALLEL_CALLS`` calls in flight
+  (what it uses for ``concurrency: parallel``; the worker itself imports nothing of crm_assets); timed from the DuckDB read to the last answer;
+- crm_assets: a real Dagster run of the sync asset (and its rejections check) that a syncs.yaml
+  written here defines, found through ``CRM_ASSETS_SYNCS`` with the shipped
+  ``crm_assets.definitions`` resources, upserting on the same key in batches of 100;
+- the same run again with no change (nothing should be sent), and after changing K rows;
+- the baseline once more on an emptied module, so that the order of the runs does not favour
+  either side (the ratio uses both baseline runs).
+
+The module is emptied before the baseline and before our first run, so both create every
+record. Calls are counted from our metadata and from the sandbox's request log; the CPU seconds
+of the client (the timed part of the worker) and of the sandbox process (from ``/proc``) say
+which side the time went to. Figures are
+printed, never asserted. ``--profile FILE`` also writes a cProfile of our first run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MODULE = "Accounts"
+KEY = "Harvest_Client_Id"
+SYNC_NAME = "bench_zoho_accounts"
+RECORDS_PER_CALL = 100
+SOURCE = """
+    create schema src;
+    create table src.clients as
+    select i as id,
+           'Client ' || i as name,
+           i || ' Harvest Street' as address,
+           ['USD', 'EUR', 'GBP'][1 + i % 3] as currency,
+           i % 4 <> 0 as is_active,
+           (i % 5000 * 1250.25)::decimal(16, 2) as revenue,
+           (i % 900)::integer as employees,
+           date '2019-01-01' + (i % 1500)::int as since,
+           timestamptz '2024-03-01 10:00:00+00' + (i % 100000) * interval 7 minute as updated_at
+    from range(1, {rows} + 1) t(i)
+"""
+# Our sync's query: the warehouse's own types, converted by the sync.
+SYNC_QUERY = f"""
+    select id::varchar as {KEY}, name as Account_Name, address as Billing_Street,
+           currency as Harvest_Currency, is_active as Harvest_Active, revenue as Annual_Revenue,
+           employees as Employees, since as Client_Since, updated_at as Harvest_Updated_At
+    from src.clients
+"""
+# The baseline's query: the same values, cast in SQL to what json.dumps accepts and Zoho takes.
+BASELINE_QUERY = f"""
+    select id::varchar as {KEY}, name as Account_Name, address as Billing_Street,
+           currency as Harvest_Currency, is_active as Harvest_Active,
+           revenue::double as Annual_Revenue, employees as Employees,
+           strftime(since, '%Y-%m-%d') as Client_Since,
+           strftime(timezone('UTC', updated_at), '%Y-%m-%dT%H:%M:%S+00:00') as Harvest_Updated_At
+    from src.clients
+"""
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (``VmHWM``): Linux's ``ru_maxrss`` keeps the peak of the process
+    that started it across ``exec``, so a worker would report the orchestrator's RSS as its floor."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def baseline_upsert(env: dict[str, str]) -> dict:
+    """Plain requests: token, then 100-record upsert calls, as many in flight as our writer allows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import duckdb
+    import requests
+
+    parallel_calls = int(env["BENCH_PARALLEL_CALLS"])
+    began, cpu_began = time.perf_counter(), time.process_time()
+    with duckdb.connect(env["CRM_ASSETS_DUCKDB_PATH"], read_only=True) as conn:
+        cursor = conn.execute(BASELINE_QUERY)
+        names = [d[0] for d in cursor.description]
+        records = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    read_seconds = time.perf_counter() - began
+    http = requests.Session()
+    token = http.post(
+        env["ZOHO_ACCOUNTS_URL"] + "/oauth/v2/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": env["ZOHO_CLIENT_ID"],
+            "client_secret": env["ZOHO_CLIENT_SECRET"],
+            "refresh_token": env["ZOHO_REFRESH_TOKEN"],
+        },
+        timeout=60,
+    ).json()
+    url = f"{token['api_domain']}/crm/v8/{MODULE}/upsert"
+    headers = {"Authorization": f"Zoho-oauthtoken {token['access_token']}", "Content-Type": "application/json"}
+
+    def upsert(batch: list[dict]) -> list[dict]:
+        body = json.dumps({"data": batch, "trigger": [], "duplicate_check_fields": [KEY]})
+        return http.post(url, data=body, headers=headers, timeout=600).json()["data"]
+
+    batches = [records[i : i + RECORDS_PER_CALL] for i in range(0, len(records), RECORDS_PER_CALL)]
+    with ThreadPoolExecutor(parallel_calls) as pool:
+        results = [item for answer in pool.map(upsert, batches) for item in answer]
+    seconds = time.perf_counter() - began
+    return {
+        "rows": len(records),
+        "succeeded": sum(1 for r in results if r.get("status") == "success"),
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu_began,
+        "read_seconds": read_seconds,
+        "parallel_calls": parallel_calls,
+    }
+
+
+def crm_assets_sync(env: dict[str, str], profile: str | None) -> dict:
+    """One real Dagster run of the benchmark's sync asset and its check, on a SQLite instance."""
+    os.environ.update(env)
+    import dagster as dg
+
+    from crm_assets import definitions
+
+    sync_asset = definitions.defs.get_assets_def(dg.AssetKey(["zoho_crm", SYNC_NAME]))
+    checks = [
+        c
+        for c in definitions.defs.asset_checks or []
+        if sync_asset.key in {k.asset_key for k in c.check_keys}
+    ]
+    resources = definitions.defs.resources
+    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
+        profiler = None
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        began, cpu_began = time.perf_counter(), time.process_time()
+        result = dg.materialize(
+            [sync_asset, *checks],
+            resources={"warehouse": resources["warehouse"], "zoho": resources["zoho"]},
+            instance=instance,
+        )
+        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile)
+        (event,) = result.asset_materializations_for_node(f"zoho_crm__{SYNC_NAME}")
+        meta = {k: v.value for k, v in event.metadata.items()}
+    return {
+        "rows": meta["sent"],
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "sync_seconds": meta["seconds"],
+        "api_calls": meta["api_calls"],
+        "batches": meta["batches"],
+        "inserted": meta["inserted"],
+        "updated": meta["updated"],
+        "rejected": meta["rejected"],
+        "unchanged": meta["unchanged"],
+        "retries": meta["retries"],
+    }
+
+
+def run_worker(kind: str, env: dict[str, str], profile: str | None = None) -> dict:
+    """Run one measurement in a fresh interpreter and return its figures."""
+    command = [sys.executable, __file__, "--worker", kind] + (["--profile", profile] if profile else [])
+    out = subprocess.run(
+        command, check=False, input=json.dumps(env), capture_output=True, text=True, cwd=ROOT
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cpu_seconds_of(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(sandbox, kind: str, env: dict[str, str], profile: str | None = None) -> dict:
+    """A worker's figures plus the calls the sandbox logged for it."""
+    sandbox.reset_zoho_stats()
+    sandbox_cpu = cpu_seconds_of(sandbox.process.pid)
+    figures = run_worker(kind, env, profile)
+    figures["sandbox_cpu_seconds"] = cpu_seconds_of(sandbox.process.pid) - sandbox_cpu
+    logged = sandbox.zoho_requests()
+    figures["logged_calls"] = len(logged)
+    figures["logged_writes"] = sum(1 for r in logged if r["api"] == "crm" and r["method"] in ("POST", "PUT"))
+    return figures
+
+
+def module_values(sandbox) -> dict[str, dict]:
+    """What the module holds, by key, without the fields the sandbox sets itself (ids, times, owner)."""
+    records = sandbox.call("GET", f"/_sandbox/zoho/modules/{MODULE}")["records"]
+    own = {"id", "Owner", "Created_By", "Created_Time", "Modified_By", "Modified_Time"}
+    return {r[KEY]: {k: v for k, v in r.items() if k not in own} for r in records}
+
+
+def write_source(path: str, rows: int) -> None:
+    import duckdb
+
+    with duckdb.connect(path) as conn:
+        conn.execute(SOURCE.format(rows=rows))
+
+
+def write_syncs(path: Path) -> None:
+    import yaml
+
+    spec = {
+        "name": SYNC_NAME,
+        "destination": "zoho",
+        "object": MODULE,
+        "query": SYNC_QUERY,
+        "mode": "update",
+        "upsert": True,
+        "key": KEY,
+        "concurrency": "parallel",
+        "batch_size": RECORDS_PER_CALL,
+        "trigger_workflow": False,
+        "include_nulls": False,
+    }
+    path.write_text(yaml.safe_dump({"syncs": [spec]}, sort_keys=False), encoding="utf-8")
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
+
+
+def machine() -> str:
+    from importlib.metadata import version
+
+    return (
+        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, dagster {version('dagster')}, "
+        f"duckdb {version('duckdb')}, requests {version('requests')}\nload: {uptime()}"
+    )
+
+
+def row(label: str, r: dict) -> str:
+    rate = f"{r['rows'] / r['seconds']:>7,.0f}" if r["rows"] else f"{'-':>7}"
+    return (
+        f"  {label:30} {r['rows']:>7,} rows {r['seconds']:7.2f} s {rate} rec/s "
+        f"{r['logged_writes']:>4} write calls {r['logged_calls']:>4} calls  CPU client {r['cpu_seconds']:5.2f} s"
+        f" sandbox {r['sandbox_cpu_seconds']:5.2f} s  peak RSS {r['peak_rss_mb']:5.0f} MB"
+    )
+
+
+def report(base: dict, base_again: dict, first: dict, second: dict, changed: dict | None, changes: int) -> None:
+    for label, b in (("baseline (requests)", base), ("baseline again, after ours", base_again)):
+        print(
+            row(label, b)
+            + f"  (DuckDB read {b['read_seconds']:.2f} s, {b['succeeded']:,} succeeded,"
+            f" {b['parallel_calls']} in flight)"
+        )
+    print(row("crm_assets, first run", first) + f"  (sync step {first['sync_seconds']:.2f} s)")
+    print(row("crm_assets, no change", second) + f"  (sync step {second['sync_seconds']:.2f} s)")
+    if changed is not None:
+        print(
+            row(f"crm_assets, {changes:,} changed", changed)
+            + f"  (sync step {changed['sync_seconds']:.2f} s)"
+        )
+    base_rate = (base["rows"] + base_again["rows"]) / (base["seconds"] + base_again["seconds"])
+    print(
+        f"  ours / baseline (both baseline runs) records/s: whole Dagster run {first['rows'] / first['seconds'] / base_rate:.2f}, "
+        f"sync step {first['rows'] / first['sync_seconds'] / base_rate:.2f}; "
+        f"peak RSS {first['peak_rss_mb'] / base['peak_rss_mb']:.2f}; "
+        f"write calls {first['logged_writes']} vs {base['logged_writes']}, "
+        f"calls {first['logged_calls']} vs {base['logged_calls']}"
+    )
+    for label, r in (("first", first), ("no change", second), ("changed", changed)):
+        if r is not None:
+            print(
+                f"  {label:10} metadata: sent {r['rows']:,} inserted {r['inserted']:,} updated {r['updated']:,} "
+                f"unchanged {r['unchanged']:,} rejected {r['rejected']:,} batches {r['batches']} "
+                f"api_calls {r['api_calls']} retries {r['retries']}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument(
+        "--changes", type=int, help="rows changed before the third run (default: rows / 10; 0: skip)"
+    )
+    parser.add_argument("--profile", help="write a cProfile of our first run to this file")
+    parser.add_argument("--worker", choices=["baseline", "crm_assets"])
+    args = parser.parse_args()
+    if args.worker:
+        env = json.loads(sys.stdin.read())
+        figures = baseline_upsert(env) if args.worker == "baseline" else crm_assets_sync(env, args.profile)
+        figures["peak_rss_mb"] = peak_rss_mb()
+        print(json.dumps(figures))
+        return
+
+    import duckdb
+
+    from crm_assets.destinations.zoho.writer import PARALLEL_CALLS
+    from crm_assets.sandbox import SandboxProcess
+
+    changes = args.rows // 10 if args.changes is None else args.changes
+    print(machine())
+    with tempfile.TemporaryDirectory() as tmp, SandboxProcess(seed=1, scale=0.05, lifetime=3600) as sandbox:
+        warehouse, syncs = Path(tmp) / "bench.duckdb", Path(tmp) / "syncs.yaml"
+        write_source(str(warehouse), args.rows)
+        write_syncs(syncs)
+        env = {**sandbox.env, "CRM_ASSETS_DUCKDB_PATH": str(warehouse), "CRM_ASSETS_SYNCS": str(syncs),
+               "BENCH_PARALLEL_CALLS": str(PARALLEL_CALLS)}
+        print(f"\n{args.rows:,} rows upserted into {MODULE} on {KEY}, {RECORDS_PER_CALL} per call")
+        sandbox.call("POST", "/_sandbox/zoho/modules/reset")
+        base = measured(sandbox, "baseline", env)
+        stored_by_baseline = module_values(sandbox)
+        sandbox.call("POST", "/_sandbox/zoho/modules/reset")
+        first = measured(sandbox, "crm_assets", env, args.profile)
+        same_values = module_values(sandbox) == stored_by_baseline
+        second = measured(sandbox, "crm_assets", env)
+        changed = None
+        if changes:
+            with duckdb.connect(str(warehouse)) as conn:
+                conn.execute(f"update src.clients set name = name || ' (renamed)' where id <= {changes}")
+            changed = measured(sandbox, "crm_assets", env)
+        in_module = len(sandbox.call("GET", f"/_sandbox/zoho/modules/{MODULE}")["records"])
+        sandbox.call("POST", "/_sandbox/zoho/modules/reset")
+        base_again = measured(sandbox, "baseline", env)
+    report(base, base_again, first, second, changed, changes)
+    print(f"  both first pushes stored the same field values: {'yes' if same_values else 'NO'}")
+    print(f"  records in {MODULE} after the runs: {in_module:,}")
+    print(f"  load at the end: {uptime()}")
+
+
+if __name__ == "__main__":
+    main()
