@@ -27,12 +27,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak_memory import peak_rss_mb  # noqa: E402  (benchmarks/ is the script's folder)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -73,13 +74,6 @@ BASELINE_QUERY = f"""
 """
 
 
-def peak_rss_mb() -> float:
-    """This process's own peak RSS (``VmHWM``): Linux's ``ru_maxrss`` keeps the peak of the process
-    that started it across ``exec``, so a worker would report the orchestrator's RSS as its floor."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def baseline_upsert(env: dict[str, str]) -> dict:
