@@ -28,6 +28,7 @@ Zoho's ``TOO_MANY_REQUESTS`` or ``INTERNAL_ERROR`` body, to test a writer's retr
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import threading
 import time
@@ -88,6 +89,9 @@ class ModuleRecords:
         self.users = {u["id"]: u for u in users}
         self.admin_user = users[0]
         self.records: dict[str, dict[str, Record]] = {m: {} for m in fields}
+        # (module, field) -> folded value -> ids holding it: a lookup by a unique or duplicate-
+        # check field costs the same however many records the module holds, as in Zoho.
+        self.index: dict[tuple[str, str], dict[Any, set[str]]] = {}
         self.automations: list[Record] = []
         self.write_faults: list[tuple[int, int | None]] = []  # (status, Retry-After) for the next writes
         self.serial = 0
@@ -118,6 +122,7 @@ class ModuleRecords:
         with self.lock:
             if path == "/reset" and request.method == "POST":
                 self.records = {m: {} for m in self.fields}
+                self.index = {}
                 self.automations, self.write_faults = [], []
                 return json_response(200, {"modules": sorted(self.records)})
             if path == "/faults" and request.method == "POST":
@@ -291,12 +296,28 @@ class ModuleRecords:
         return answer
 
     def _find(self, module: str, name: str, value: Any) -> Record | None:
-        wanted = value.casefold() if isinstance(value, str) else value
-        for record in self.records[module].values():
-            have = record.get(name)
-            if (have.casefold() if isinstance(have, str) else have) == wanted:
-                return record
-        return None
+        """The first-created record whose `name` equals `value` (text compared without case)."""
+        ids = self._indexed(module, name).get(_folded(value))
+        return self.records[module][min(ids, key=int)] if ids else None
+
+    def _indexed(self, module: str, name: str) -> dict[Any, set[str]]:
+        key = (module, name)
+        if key not in self.index:
+            built: dict[Any, set[str]] = {}
+            for record in self.records[module].values():
+                if record.get(name) is not None:
+                    built.setdefault(_folded(record[name]), set()).add(record["id"])
+            self.index[key] = built
+        return self.index[key]
+
+    def _reindex(self, module: str, record: Record, before: Record) -> None:
+        for (indexed_module, name), values in self.index.items():
+            if indexed_module != module or before.get(name) == record.get(name):
+                continue
+            if before.get(name) is not None:
+                values.get(_folded(before[name]), set()).discard(record["id"])
+            if record.get(name) is not None:
+                values.setdefault(_folded(record[name]), set()).add(record["id"])
 
     def _store(self, module: str, existing: Record | None, values: Record) -> Record:
         now = stamp(int(time.time()), ORG_OFFSET)
@@ -309,9 +330,11 @@ class ModuleRecords:
             self.records[module][record["id"]] = record
         else:
             record = existing
+        before = dict(record) if existing is not None else {}
         for name, value in values.items():
             record[name] = self._stored_value(module, name, value)
         record.update(Modified_By=dict(admin), Modified_Time=now)
+        self._reindex(module, record, before)
         return record
 
     def _stored_value(self, module: str, name: str, value: Any) -> Any:
@@ -355,6 +378,16 @@ class ModuleRecords:
             return str(value["id"]) in self.records[field["lookup"]["module"]["api_name"]]
         user = self.users.get(str(value["id"]))
         return user is not None and user["status"] == "active"
+
+
+def _folded(value: Any) -> Any:
+    """A value as lookups compare it: text without case; dicts and lists (lookups, multi-select
+    picklists) by their JSON text."""
+    if isinstance(value, str):
+        return value.casefold()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value
 
 
 def _type_ok(kind: str, value: Any) -> bool:
