@@ -9,7 +9,7 @@ one pass over the API), and the intraday schedule refreshes the open day.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -38,60 +38,64 @@ def _source_partitions(assets: dg.AssetsDefinition) -> dg.DailyPartitionsDefinit
     return partitions_def
 
 
-def daily_schedule(source: str, assets: dg.AssetsDefinition, cron: str = DAILY_CRON) -> dg.ScheduleDefinition:
-    """`<source>_daily`: the day that just closed and today's open day, as one range run."""
+def _source_schedule(
+    source: str,
+    assets: dg.AssetsDefinition,
+    kind: str,
+    cron: str,
+    description: str,
+    request: Callable[[dg.DailyPartitionsDefinition, datetime], dg.RunRequest],
+) -> dg.ScheduleDefinition:
+    """`<source>_<kind>`: every table of the source, off by default, asking `request` what to run."""
     partitions_def = _source_partitions(assets)
-    keys = list(assets.keys)
 
     @dg.schedule(
-        name=f"{source}_daily",
+        name=f"{source}_{kind}",
         cron_schedule=cron,
         execution_timezone="UTC",
-        target=dg.AssetSelection.assets(*keys),
+        target=dg.AssetSelection.assets(*assets.keys),
         default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=(
-            f"Every {source} table for yesterday and today (UTC) in one run: changes made late "
-            "yesterday, after yesterday's last run, are read once more."
-        ),
+        description=description,
         tags={"source": source},
     )
-    def _daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        now = context.scheduled_execution_time
+    def _tick(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        return request(partitions_def, context.scheduled_execution_time)
+
+    return _tick
+
+
+def daily_schedule(source: str, assets: dg.AssetsDefinition, cron: str = DAILY_CRON) -> dg.ScheduleDefinition:
+    """`<source>_daily`: the day that just closed and today's open day, as one range run."""
+
+    def closed_day_and_today(partitions_def: dg.DailyPartitionsDefinition, now: datetime) -> dg.RunRequest:
         today = day_key(partitions_def, now)
         first_day = day_key(partitions_def, partitions_def.start)
         yesterday = max(day_key(partitions_def, now - timedelta(days=1)), first_day)
         return dg.RunRequest(
-            run_key=f"{source}_daily:{today}",
-            tags={RANGE_START_TAG: yesterday, RANGE_END_TAG: today},
+            run_key=f"{source}_daily:{today}", tags={RANGE_START_TAG: yesterday, RANGE_END_TAG: today}
         )
 
-    return _daily
+    return _source_schedule(
+        source, assets, "daily", cron,
+        f"Every {source} table for yesterday and today (UTC) in one run: changes made late "
+        "yesterday, after yesterday's last run, are read once more.",
+        closed_day_and_today,
+    )
 
 
 def intraday_schedule(
     source: str, assets: dg.AssetsDefinition, cron: str = INTRADAY_CRON
 ) -> dg.ScheduleDefinition:
     """`<source>_intraday`: today's open partition (hourly by default, off the daily's minute)."""
-    partitions_def = _source_partitions(assets)
-    keys = list(assets.keys)
 
-    @dg.schedule(
-        name=f"{source}_intraday",
-        cron_schedule=cron,
-        execution_timezone="UTC",
-        target=dg.AssetSelection.assets(*keys),
-        default_status=dg.DefaultScheduleStatus.STOPPED,
-        description=f"Every {source} table for today (UTC): today's changes so far.",
-        tags={"source": source},
-    )
-    def _intraday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        now = context.scheduled_execution_time
+    def today(partitions_def: dg.DailyPartitionsDefinition, now: datetime) -> dg.RunRequest:
         return dg.RunRequest(
-            run_key=f"{source}_intraday:{now.isoformat()}",
-            partition_key=day_key(partitions_def, now),
+            run_key=f"{source}_intraday:{now.isoformat()}", partition_key=day_key(partitions_def, now)
         )
 
-    return _intraday
+    return _source_schedule(
+        source, assets, "intraday", cron, f"Every {source} table for today (UTC): today's changes so far.", today
+    )
 
 
 def sync_schedules(specs: Sequence[SyncSpec]) -> list[dg.ScheduleDefinition]:
