@@ -24,10 +24,11 @@ import dagster as dg
 from dagster import AssetExecutionContext
 from pydantic import Field
 
-from crm_assets.catalog import Catalog, Stream
+from crm_assets.catalog import Catalog, Column, Stream
 from crm_assets.sources.checks import api_totals, check_specs, evaluate_checks
 from crm_assets.sources.errors import FatalSourceError
 from crm_assets.sources.family import Batch, FamilyStats, SourceReader
+from crm_assets.warehouse.records import concat
 from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
 from crm_assets.warehouse.writer import BatchWriter, BriefSessions
 
@@ -236,32 +237,42 @@ def _checks_alone(
                            [s for s in catalog.streams if s.name in names])
 
 
-def _coalesce(batches: Iterator[Batch], max_records: int) -> Iterator[list[TableWrite]]:
-    """Join consecutive page batches into writes of about `max_records` parent records.
+def _coalesce(
+    batches: Iterator[Batch], max_records: int, known: dict[str, list[Column]]
+) -> Iterator[list[TableWrite]]:
+    """Convert each page's writes to Arrow as it is read, and join consecutive pages into
+    writes of about `max_records` parent records.
 
     Each write is one transaction, so fewer, larger writes cut DuckDB's per-statement and
-    per-commit costs, while memory stays bounded by `max_records`, not by the table.
+    per-commit costs. The API's records live only as long as their page: what waits for the
+    writer is Arrow, so memory is bounded by `max_records` rows, not by the table.
     """
-    lists = ("parent_ids", "scope", "scope_versions")
-    pending: dict[str, TableWrite] = {}
+    pending: dict[str, list[TableWrite]] = {}
     size = 0
     for batch in batches:
         for w in batch.writes:
-            held = pending.get(w.stream.name)
-            if held is None:
-                copies = {name: None if getattr(w, name) is None else list(getattr(w, name)) for name in lists}
-                pending[w.stream.name] = replace(w, records=list(w.records), **copies)
-                continue
-            held.records.extend(w.records)
-            for name in lists:
-                if getattr(held, name) is not None:
-                    getattr(held, name).extend(getattr(w, name) or ())
+            pending.setdefault(w.stream.name, []).append(w.converted(known[w.stream.table]))
         size += batch.fetched
         if size >= max_records:
-            yield list(pending.values())
+            yield [_joined(parts) for parts in pending.values()]
             pending, size = {}, 0
     if pending:
-        yield list(pending.values())
+        yield [_joined(parts) for parts in pending.values()]
+
+
+def _joined(parts: list[TableWrite]) -> TableWrite:
+    """One write of a table's converted pages (the parents they scope, their versions)."""
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+
+    def joined(name: str) -> list[Any] | None:
+        if getattr(first, name) is None:
+            return None
+        return [value for part in parts for value in getattr(part, name)]
+
+    rows = concat([part.rows for part in parts if part.rows is not None])
+    return replace(first, rows=rows, scope=joined("scope"), scope_versions=joined("scope_versions"))
 
 
 def _sync_family(
@@ -289,7 +300,8 @@ def _sync_family(
     batches_before = writer.batches
     try:
         batch_records = writer.sessions.warehouse.batch_records
-        for writes in _coalesce(reader.read(root, start, end, wanted, stats), batch_records):
+        known = writer.sessions.columns
+        for writes in _coalesce(reader.read(root, start, end, wanted, stats), batch_records, known):
             writer.submit(writes, add)
     finally:
         failure = writer.settle()

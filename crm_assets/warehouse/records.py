@@ -13,6 +13,7 @@ path, which stores them faithfully (numbers in a text column as their JSON text)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -241,3 +242,68 @@ def _value_fits(v: Any, kind: str) -> bool:
     if kind == "BOOLEAN":
         return type(v) is bool
     return isinstance(v, str)
+
+
+@dataclass
+class Rows:
+    """Records converted for one table: the Arrow table, its columns (the table's known ones
+    and any it gains), and which of those are new to the table."""
+
+    table: pa.Table
+    columns: list[Column]
+    new: list[Column]
+
+
+def convert(
+    stream: Stream,
+    records: list[Any],
+    known: list[Column],
+    parent_ids: list[Any] | None = None,
+    consumed_keys: Sequence[str] = (),
+) -> Rows:
+    """`records` as Arrow for a table whose columns are `known`; keys the table lacks become
+    new columns (when the stream keeps unknown fields), added to `known` so that the next
+    page of the same load converts them the same way."""
+    inferred = infer(records)
+    new: list[Column] = []
+    if stream.keep_unknown_fields:
+        tree = known_keys(stream, consumed_keys)
+        new = find_unknown_columns(records, tree, {c.name for c in known}, inferred)
+        known.extend(new)
+    columns = list(known)
+    return Rows(to_arrow(stream, columns, records, parent_ids, inferred), columns, new)
+
+
+def concat(parts: Sequence[Rows]) -> Rows:
+    """One table of several pages' rows; columns a page lacks are null in its rows.
+
+    A timestamp or date column is Arrow's own type where every value parsed and text where
+    one did not; pages that differ are joined as ISO text, which the warehouse casts back.
+    """
+    if len(parts) == 1:
+        return parts[0]
+    columns = parts[-1].columns  # later pages know every column the earlier ones found
+    kinds = {c.name: c.type for c in columns}
+    tables = [p.table for p in parts]
+    for name, kind in kinds.items():
+        types = {t.schema.field(name).type for t in tables if name in t.column_names}
+        if kind in _PARSED and len(types) > 1:
+            tables = [_as_text(t, name, _TEXT_FORMATS[kind]) for t in tables]
+    table = pa.concat_tables(tables, promote_options="default")
+    return Rows(table.select([c.name for c in columns]), columns, [c for p in parts for c in p.new])
+
+
+_TEXT_FORMATS = {"TIMESTAMPTZ": "%Y-%m-%dT%H:%M:%SZ", "DATE": "%Y-%m-%d"}
+
+
+def _as_text(table: pa.Table, name: str, text_format: str) -> pa.Table:
+    if name not in table.column_names:
+        return table
+    column = table.column(name)
+    if pa.types.is_string(column.type):
+        return table
+    if pa.types.is_null(column.type):
+        text = column.cast(pa.string())
+    else:
+        text = pc.strftime(column, format=text_format)
+    return table.set_column(table.column_names.index(name), name, text)

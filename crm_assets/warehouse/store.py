@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,14 +40,7 @@ from pydantic import Field
 
 from crm_assets.catalog import Column, Stream
 from crm_assets.warehouse.checks import CheckQueries
-from crm_assets.warehouse.records import (
-    ARROW_TYPES,
-    RecordError,
-    find_unknown_columns,
-    infer,
-    known_keys,
-    to_arrow,
-)
+from crm_assets.warehouse.records import ARROW_TYPES, RecordError, Rows, convert
 from crm_assets.warehouse.sql import SYNCED_AT, q, table_ref
 from crm_assets.warehouse.state import StateQueries
 
@@ -103,6 +96,16 @@ class TableWrite:
     # the children of a root whose stored version is newer are left alone.
     scope_versions: list[Any] | None = None
     root: Stream | None = None
+    # The records as Arrow once converted (then `records` is emptied): converting on the
+    # reading thread leaves the writer only DuckDB's work, which runs free of the GIL.
+    rows: Rows | None = None
+
+    def converted(self, known: list[Column]) -> TableWrite:
+        """This write with its records converted for a table whose columns are `known`."""
+        if self.rows is not None:
+            return self
+        rows = convert(self.stream, self.records, known, self.parent_ids, self.consumed_keys)
+        return replace(self, records=[], parent_ids=None, rows=rows)
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -223,18 +226,14 @@ class WarehouseSession(StateQueries, CheckQueries):
             # Conversion and staging come first, outside the transaction: a bad value fails
             # here with an error naming its record, and nothing has been written yet.
             for w in writes:
-                cols = self.columns(w.stream)
-                inferred = infer(w.records)
-                new: list[Column] = []
-                if w.stream.keep_unknown_fields:
-                    tree = known_keys(w.stream, w.consumed_keys)
-                    new = find_unknown_columns(w.records, tree, {c.name for c in cols}, inferred)
-                arrow = to_arrow(w.stream, [*cols, *new], w.records, w.parent_ids, inferred)
-                prepared.append((w, new, self._stage(w.stream, arrow, [*cols, *new])))
+                rows = w.converted(self.columns(w.stream)).rows
+                assert rows is not None
+                missing = self._missing_columns(w.stream, rows.columns)
+                prepared.append((w, missing, self._stage(w.stream, rows.table, rows.columns)))
             self._run("BEGIN TRANSACTION")
             try:
-                for w, new, stage in prepared:
-                    for c in new:
+                for w, missing, stage in prepared:
+                    for c in missing:
                         self._run(f"ALTER TABLE {table_ref(w.stream)} ADD COLUMN {q(c.name)} {c.type}")
                         path = orjson.dumps(list(c.path)).decode().replace("'", "''")
                         self._run(f"COMMENT ON COLUMN {table_ref(w.stream)}.{q(c.name)} IS '{path}'")
@@ -248,9 +247,15 @@ class WarehouseSession(StateQueries, CheckQueries):
         finally:
             for _, _, (relation, _, _) in prepared:
                 self._drop(relation)
-        for w, new, _ in prepared:
-            self._columns[w.stream.table].extend(new)
         return counts
+
+    def _missing_columns(self, stream: Stream, columns: list[Column]) -> list[Column]:
+        """The columns of a write that the stored table lacks (the API sent new fields)."""
+        declared = set(stream.column_names)
+        if all(c.name in declared for c in columns):
+            return []
+        stored = {name for name, _, _ in self._table_columns(stream)}
+        return [c for c in columns if c.name not in stored]
 
     def _stage(self, stream: Stream, arrow: pa.Table, columns: list[Column]) -> tuple[str, list[str], int]:
         """A typed relation of the batch: the Arrow table itself when it needs no work, or a
