@@ -322,7 +322,9 @@ class _Pusher:
 
     def push(self, window: list[list[_Row]]) -> None:
         """Send the window and write its outcomes; then raise the refusal of any of its calls."""
-        final, refusal = _with_retries(self.spec, self.destination, self.operation, window, self.counts, self.sleep)
+        final, refusal = _with_retries(
+            self.spec, self.destination, self.operation, window, self.counts, self.sleep
+        )
         rows = []
         for row, result in final:
             if result.success:

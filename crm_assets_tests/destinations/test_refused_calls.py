@@ -115,7 +115,8 @@ def test_salesforce_insert_with_one_refused_batch_records_the_batches_added_befo
     first = run_syncs([spec], path, salesforce_resource(sb.env), raise_on_error=False)
     assert not first.success
     message, metadata = failure_of(first, "salesforce__people")
-    assert "sync people:" in message and "ExceededQuota" in message and "ApiBatchItems Limit exceeded." in message
+    assert "sync people:" in message and "ExceededQuota" in message
+    assert "ApiBatchItems Limit exceeded." in message
     # One Bulk job for the window: two batches added and done, the third refused, none after it.
     assert [(post["status"], post.get("records")) for post in batch_posts(sb)] == [
         (201, BATCH),

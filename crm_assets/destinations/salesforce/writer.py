@@ -252,7 +252,9 @@ class SalesforceDestination:
                     answers[index] = exc
                 del in_flight[index]
             if in_flight and time.monotonic() > deadline:
-                late = TimeoutError(f"Bulk job {job_id}: batches still running after {self.poll_timeout:.0f}s")
+                late = TimeoutError(
+                    f"Bulk job {job_id}: batches still running after {self.poll_timeout:.0f}s"
+                )
                 for index in in_flight:
                     answers[index] = late
                 return
