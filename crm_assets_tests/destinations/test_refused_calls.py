@@ -1,5 +1,6 @@
-"""One call of a window refused outright: the window's other calls are recorded, so a rerun
-sends only the rows not written and an insert never lands twice.
+"""One call of a push refused outright: every call answered before it (in its window, or an
+earlier Bulk job) is recorded, so a rerun sends only the rows not written and an insert never
+lands twice.
 
 The sandbox plants the refusal on one write call (a ``respond`` fault on the write path); the
 calls before it pass through ``slow`` faults that wait 0 seconds, so that the refused call is
@@ -35,7 +36,7 @@ PEOPLE = f"""
 ZOHO_QUERY = "select 'Client ' || id as Account_Name, id::varchar as Harvest_Client_Id from src.people"
 SALESFORCE_QUERY = """
     select id::varchar as Harvest_Contact_Id__c, first_name as FirstName, last_name as LastName
-    from src.people where id <= 50
+    from src.people where id <= {rows}
 """
 NO_PERMISSION = {
     "code": "NO_PERMISSION",
@@ -103,29 +104,39 @@ def test_zoho_append_with_one_refused_call_records_the_others_and_never_inserts_
     assert all(r["Account_Name"] == f"Client {r['Harvest_Client_Id']}" for r in final)
 
 
-def test_salesforce_insert_with_one_refused_batch_records_the_batches_added_before_it(sb, tmp_path):
+# A Bulk job per window of 10 batches: a batch refused in the middle of the first job (rows
+# 50: one job of 5 batches), or the second job refused after the first was done (rows 150).
+REFUSALS = {
+    "batch": {"rows": 50, "path": "/batch", "passed": 2, "written": 2 * BATCH, "refused_posts": 1},
+    "job": {"rows": ROWS, "path": "/job", "passed": 1, "written": 10 * BATCH, "refused_posts": 0},
+}
+
+
+@pytest.mark.parametrize("refused", list(REFUSALS))
+def test_salesforce_insert_with_one_refused_call_records_what_was_written_before_it(sb, tmp_path, refused):
+    case = REFUSALS[refused]
     path = str(tmp_path / "warehouse.duckdb")
     run_sql(path, PEOPLE)
-    rows = query_rows(path, SALESFORCE_QUERY)
+    query = SALESFORCE_QUERY.format(rows=case["rows"])
+    rows = query_rows(path, query)
     expected = Counter(row["Harvest_Contact_Id__c"] for row in rows)
-    spec = sync(name="people", object="Contact", query=SALESFORCE_QUERY, mode="append", batch_size=BATCH)
+    spec = sync(name="people", object="Contact", query=query, mode="append", batch_size=BATCH)
     assert spec.concurrency != "serial"
-    refuse_one_call(sb, "salesforce", "/batch", passed=2, status=400, answer=EXCEEDED_QUOTA)
+    refuse_one_call(sb, "salesforce", case["path"], passed=case["passed"], status=400, answer=EXCEEDED_QUOTA)
 
     first = run_syncs([spec], path, salesforce_resource(sb.env), raise_on_error=False)
     assert not first.success
     message, metadata = failure_of(first, "salesforce__people")
     assert "sync people:" in message and "ExceededQuota" in message
     assert "ApiBatchItems Limit exceeded." in message
-    # One Bulk job for the window: two batches added and done, the third refused, none after it.
-    assert [(post["status"], post.get("records")) for post in batch_posts(sb)] == [
-        (201, BATCH),
-        (201, BATCH),
-        (400, None),  # answered in the org's place: never read
-    ]
+    # The batches added before the refusal were all taken; none was added after it (a refused
+    # batch post is answered in the org's place, so its records are never read).
+    posts = [(post["status"], post.get("records")) for post in batch_posts(sb)]
+    assert posts == [(201, BATCH)] * (case["written"] // BATCH) + [(400, None)] * case["refused_posts"]
     written = Counter(r["Harvest_Contact_Id__c"] for r in sb.salesforce_records("Contact"))
-    assert sum(written.values()) == 2 * BATCH and max(written.values()) == 1 and set(written) <= set(expected)
-    assert metadata["inserted"] == 2 * BATCH
+    assert sum(written.values()) == case["written"] and max(written.values()) == 1
+    assert set(written) <= set(expected)
+    assert metadata["inserted"] == case["written"]
 
     sb.clear_faults("salesforce")
     sb.salesforce_clear_requests()
