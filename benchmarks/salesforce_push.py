@@ -20,18 +20,23 @@ printed, never asserted. ``--profile FILE`` also writes a cProfile of our first 
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
-from pathlib import Path
 
-from peak_memory import peak_rss_mb  # noqa: E402  (benchmarks/ is the script's folder)
+from workers import (  # benchmarks/ is the script's folder
+    ROOT,
+    Stopwatch,
+    arguments,
+    bench_setup,
+    fetch_dicts,
+    machine,
+    metadata_lines,
+    our_rows,
+    rename_rows,
+    run_worker,
+    serve_worker,
+    sync_run,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 OBJECT = "Harvest_Project__c"
@@ -65,25 +70,30 @@ BASELINE_QUERY = f"""
            strftime(timezone('UTC', last_entry_at), '%Y-%m-%dT%H:%M:%S.%gZ') as Last_Entry_At__c
     from src.projects
 """
-
-
+# The syncs.yaml entry our runs read.
+SYNC = {
+    "name": SYNC_NAME,
+    "destination": "salesforce",
+    "object": OBJECT,
+    "query": SYNC_QUERY,
+    "mode": "update",
+    "upsert": True,
+    "key": KEY,
+    "concurrency": "parallel",
+    "batch_size": 10_000,
+}
 
 
 def baseline_upsert(env: dict[str, str]) -> dict:
     """simple-salesforce's own bulk upsert of the rows that a plain fetchall returns."""
-    import duckdb
-
     from crm_assets_tests.sandbox.salesforce_client import password_client
 
-    began = time.perf_counter()
-    with duckdb.connect(env["CRM_ASSETS_DUCKDB_PATH"], read_only=True) as conn:
-        cursor = conn.execute(BASELINE_QUERY)
-        names = [d[0] for d in cursor.description]
-        records = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    read_seconds = time.perf_counter() - began
+    watch = Stopwatch()
+    records = fetch_dicts(env["CRM_ASSETS_DUCKDB_PATH"], BASELINE_QUERY)
+    read_seconds = watch.seconds
     sf = password_client(env)
     results = getattr(sf.bulk, OBJECT).upsert(records, KEY, batch_size=10_000, use_serial=False)
-    seconds = time.perf_counter() - began
+    seconds = watch.seconds
     return {
         "rows": len(records),
         "succeeded": sum(1 for r in results if r.get("success")),
@@ -92,67 +102,10 @@ def baseline_upsert(env: dict[str, str]) -> dict:
     }
 
 
-def crm_assets_sync(env: dict[str, str], profile: str | None) -> dict:
-    """One real Dagster run of the benchmark's sync asset and its check, on a SQLite instance."""
-    os.environ.update(env)
-    import dagster as dg
-
-    from crm_assets import definitions
-
-    sync_asset = definitions.defs.get_assets_def(dg.AssetKey(["salesforce", SYNC_NAME]))
-    checks = [
-        c
-        for c in definitions.defs.asset_checks or []
-        if sync_asset.key in {k.asset_key for k in c.check_keys}
-    ]
-    resources = definitions.defs.resources
-    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
-        profiler = None
-        if profile:
-            import cProfile
-
-            profiler = cProfile.Profile()
-            profiler.enable()
-        began = time.perf_counter()
-        result = dg.materialize(
-            [sync_asset, *checks],
-            resources={"warehouse": resources["warehouse"], "salesforce": resources["salesforce"]},
-            instance=instance,
-        )
-        seconds = time.perf_counter() - began
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(profile)
-        (event,) = result.asset_materializations_for_node(f"salesforce__{SYNC_NAME}")
-        meta = {k: v.value for k, v in event.metadata.items()}
-    return {
-        "rows": meta["sent"],
-        "seconds": seconds,
-        "sync_seconds": meta["seconds"],
-        "api_calls": meta["api_calls"],
-        "batches": meta["batches"],
-        "inserted": meta["inserted"],
-        "updated": meta["updated"],
-        "rejected": meta["rejected"],
-        "unchanged": meta["unchanged"],
-    }
-
-
-def run_worker(kind: str, env: dict[str, str], profile: str | None = None) -> dict:
-    """Run one measurement in a fresh interpreter and return its figures."""
-    command = [sys.executable, __file__, "--worker", kind] + (["--profile", profile] if profile else [])
-    out = subprocess.run(
-        command, check=False, input=json.dumps(env), capture_output=True, text=True, cwd=ROOT
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} worker failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def measured(sandbox, kind: str, env: dict[str, str], profile: str | None = None) -> dict:
     """A worker's figures plus the calls the sandbox logged for it."""
     sandbox.salesforce_clear_requests()
-    figures = run_worker(kind, env, profile)
+    figures = run_worker(__file__, kind, env, profile)
     logged = sandbox.salesforce_requests()
     figures["logged_calls"] = len(logged)
     figures["logged_batches"] = sum(
@@ -160,40 +113,6 @@ def measured(sandbox, kind: str, env: dict[str, str], profile: str | None = None
     )
     figures["sandbox_seconds"] = sum(r.get("ms", 0) for r in logged) / 1000
     return figures
-
-
-def write_source(path: str, rows: int) -> None:
-    import duckdb
-
-    with duckdb.connect(path) as conn:
-        conn.execute(SOURCE.format(rows=rows))
-
-
-def write_syncs(path: Path) -> None:
-    import yaml
-
-    spec = {
-        "name": SYNC_NAME,
-        "destination": "salesforce",
-        "object": OBJECT,
-        "query": SYNC_QUERY,
-        "mode": "update",
-        "upsert": True,
-        "key": KEY,
-        "concurrency": "parallel",
-        "batch_size": 10_000,
-    }
-    path.write_text(yaml.safe_dump({"syncs": [spec]}, sort_keys=False), encoding="utf-8")
-
-
-def machine() -> str:
-    from importlib.metadata import version
-
-    load = subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
-    return (
-        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, dagster {version('dagster')}, "
-        f"duckdb {version('duckdb')}, simple-salesforce {version('simple-salesforce')}\nload: {load}"
-    )
 
 
 def row(label: str, r: dict) -> str:
@@ -210,13 +129,8 @@ def report(base: dict, first: dict, second: dict, changed: dict | None, changes:
         row("baseline (simple-salesforce)", base)
         + f"  (DuckDB read {base['read_seconds']:.2f} s, {base['succeeded']:,} succeeded)"
     )
-    print(row("crm_assets, first run", first) + f"  (sync step {first['sync_seconds']:.2f} s)")
-    print(row("crm_assets, no change", second) + f"  (sync step {second['sync_seconds']:.2f} s)")
-    if changed is not None:
-        print(
-            row(f"crm_assets, {changes:,} changed", changed)
-            + f"  (sync step {changed['sync_seconds']:.2f} s)"
-        )
+    for line in our_rows(row, first, second, changed, changes):
+        print(line)
     base_rate = base["rows"] / base["seconds"]
     print(
         f"  ours / baseline records/s: whole Dagster run {first['rows'] / first['seconds'] / base_rate:.2f}, "
@@ -230,41 +144,22 @@ def report(base: dict, first: dict, second: dict, changed: dict | None, changes:
         f"our sync step {first['sync_seconds'] - first['sandbox_seconds']:.2f}, "
         f"baseline {base['seconds'] - base['sandbox_seconds']:.2f}"
     )
-    for label, r in (("first", first), ("no change", second), ("changed", changed)):
-        if r is not None:
-            print(
-                f"  {label:10} metadata: sent {r['rows']:,} inserted {r['inserted']:,} updated {r['updated']:,} "
-                f"unchanged {r['unchanged']:,} rejected {r['rejected']:,} batches {r['batches']} "
-                f"api_calls {r['api_calls']}"
-            )
+    for line in metadata_lines([("first", first), ("no change", second), ("changed", changed)]):
+        print(line)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument(
-        "--changes", type=int, default=1_000, help="rows changed before the third run (0: skip)"
-    )
-    parser.add_argument("--profile", help="write a cProfile of our first run to this file")
-    parser.add_argument("--worker", choices=["baseline", "crm_assets"])
-    args = parser.parse_args()
+    args = arguments(100_000, 1_000, "rows changed before the third run (0: skip)")
     if args.worker:
-        env = json.loads(sys.stdin.read())
-        figures = baseline_upsert(env) if args.worker == "baseline" else crm_assets_sync(env, args.profile)
-        figures["peak_rss_mb"] = peak_rss_mb()
-        print(json.dumps(figures))
+        serve_worker(
+            baseline_upsert
+            if args.worker == "baseline"
+            else lambda env: sync_run(env, ["salesforce", SYNC_NAME], "salesforce", args.profile)
+        )
         return
 
-    import duckdb
-
-    from crm_assets.sandbox import SandboxProcess
-
-    print(machine())
-    with tempfile.TemporaryDirectory() as tmp, SandboxProcess(seed=1, scale=0.05, lifetime=3600) as sandbox:
-        warehouse, syncs = Path(tmp) / "bench.duckdb", Path(tmp) / "syncs.yaml"
-        write_source(str(warehouse), args.rows)
-        write_syncs(syncs)
-        env = {**sandbox.env, "CRM_ASSETS_DUCKDB_PATH": str(warehouse), "CRM_ASSETS_SYNCS": str(syncs)}
+    print(machine("simple-salesforce"))
+    with bench_setup(SOURCE, args.rows, SYNC) as (sandbox, warehouse, env):
         print(f"\n{args.rows:,} rows upserted into {OBJECT} on {KEY}, batches of 10,000")
         sandbox.salesforce_reset()
         base = measured(sandbox, "baseline", env)
@@ -273,10 +168,7 @@ def main() -> None:
         second = measured(sandbox, "crm_assets", env)
         changed = None
         if args.changes:
-            with duckdb.connect(str(warehouse)) as conn:
-                conn.execute(
-                    f"update src.projects set name = name || ' (renamed)' where id <= {args.changes}"
-                )
+            rename_rows(warehouse, "src.projects", args.changes)
             changed = measured(sandbox, "crm_assets", env)
         in_org = len(sandbox.salesforce_records(OBJECT))
     report(base, first, second, changed, args.changes)

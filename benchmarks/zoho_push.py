@@ -24,18 +24,27 @@ printed, never asserted. ``--profile FILE`` also writes a cProfile of our first 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from peak_memory import peak_rss_mb  # noqa: E402  (benchmarks/ is the script's folder)
+from workers import (  # benchmarks/ is the script's folder
+    ROOT,
+    Stopwatch,
+    arguments,
+    bench_setup,
+    fetch_dicts,
+    machine,
+    metadata_lines,
+    our_rows,
+    rename_rows,
+    run_worker,
+    serve_worker,
+    sync_run,
+    uptime,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 MODULE = "Accounts"
@@ -72,24 +81,32 @@ BASELINE_QUERY = f"""
            strftime(timezone('UTC', updated_at), '%Y-%m-%dT%H:%M:%S+00:00') as Harvest_Updated_At
     from src.clients
 """
-
-
+# The syncs.yaml entry our runs read.
+SYNC = {
+    "name": SYNC_NAME,
+    "destination": "zoho",
+    "object": MODULE,
+    "query": SYNC_QUERY,
+    "mode": "update",
+    "upsert": True,
+    "key": KEY,
+    "concurrency": "parallel",
+    "batch_size": RECORDS_PER_CALL,
+    "trigger_workflow": False,
+    "include_nulls": False,
+}
 
 
 def baseline_upsert(env: dict[str, str]) -> dict:
     """Plain requests: token, then 100-record upsert calls, as many in flight as our writer allows."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import duckdb
     import requests
 
     parallel_calls = int(env["BENCH_PARALLEL_CALLS"])
-    began, cpu_began = time.perf_counter(), time.process_time()
-    with duckdb.connect(env["CRM_ASSETS_DUCKDB_PATH"], read_only=True) as conn:
-        cursor = conn.execute(BASELINE_QUERY)
-        names = [d[0] for d in cursor.description]
-        records = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    read_seconds = time.perf_counter() - began
+    watch = Stopwatch()
+    records = fetch_dicts(env["CRM_ASSETS_DUCKDB_PATH"], BASELINE_QUERY)
+    read_seconds = watch.seconds
     http = requests.Session()
     token = http.post(
         env["ZOHO_ACCOUNTS_URL"] + "/oauth/v2/token",
@@ -111,74 +128,15 @@ def baseline_upsert(env: dict[str, str]) -> dict:
     batches = [records[i : i + RECORDS_PER_CALL] for i in range(0, len(records), RECORDS_PER_CALL)]
     with ThreadPoolExecutor(parallel_calls) as pool:
         results = [item for answer in pool.map(upsert, batches) for item in answer]
-    seconds = time.perf_counter() - began
+    seconds = watch.seconds
     return {
         "rows": len(records),
         "succeeded": sum(1 for r in results if r.get("status") == "success"),
         "seconds": seconds,
-        "cpu_seconds": time.process_time() - cpu_began,
+        "cpu_seconds": watch.cpu_seconds,
         "read_seconds": read_seconds,
         "parallel_calls": parallel_calls,
     }
-
-
-def crm_assets_sync(env: dict[str, str], profile: str | None) -> dict:
-    """One real Dagster run of the benchmark's sync asset and its check, on a SQLite instance."""
-    os.environ.update(env)
-    import dagster as dg
-
-    from crm_assets import definitions
-
-    sync_asset = definitions.defs.get_assets_def(dg.AssetKey(["zoho_crm", SYNC_NAME]))
-    checks = [
-        c
-        for c in definitions.defs.asset_checks or []
-        if sync_asset.key in {k.asset_key for k in c.check_keys}
-    ]
-    resources = definitions.defs.resources
-    with tempfile.TemporaryDirectory() as home, dg.DagsterInstance.local_temp(home) as instance:
-        profiler = None
-        if profile:
-            import cProfile
-
-            profiler = cProfile.Profile()
-            profiler.enable()
-        began, cpu_began = time.perf_counter(), time.process_time()
-        result = dg.materialize(
-            [sync_asset, *checks],
-            resources={"warehouse": resources["warehouse"], "zoho": resources["zoho"]},
-            instance=instance,
-        )
-        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
-        if profiler is not None:
-            profiler.disable()
-            profiler.dump_stats(profile)
-        (event,) = result.asset_materializations_for_node(f"zoho_crm__{SYNC_NAME}")
-        meta = {k: v.value for k, v in event.metadata.items()}
-    return {
-        "rows": meta["sent"],
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "sync_seconds": meta["seconds"],
-        "api_calls": meta["api_calls"],
-        "batches": meta["batches"],
-        "inserted": meta["inserted"],
-        "updated": meta["updated"],
-        "rejected": meta["rejected"],
-        "unchanged": meta["unchanged"],
-        "retries": meta["retries"],
-    }
-
-
-def run_worker(kind: str, env: dict[str, str], profile: str | None = None) -> dict:
-    """Run one measurement in a fresh interpreter and return its figures."""
-    command = [sys.executable, __file__, "--worker", kind] + (["--profile", profile] if profile else [])
-    out = subprocess.run(
-        command, check=False, input=json.dumps(env), capture_output=True, text=True, cwd=ROOT
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} worker failed:\n{out.stderr[-4000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def cpu_seconds_of(pid: int) -> float:
@@ -191,7 +149,7 @@ def measured(sandbox, kind: str, env: dict[str, str], profile: str | None = None
     """A worker's figures plus the calls the sandbox logged for it."""
     sandbox.reset_zoho_stats()
     sandbox_cpu = cpu_seconds_of(sandbox.process.pid)
-    figures = run_worker(kind, env, profile)
+    figures = run_worker(__file__, kind, env, profile)
     figures["sandbox_cpu_seconds"] = cpu_seconds_of(sandbox.process.pid) - sandbox_cpu
     logged = sandbox.zoho_requests()
     figures["logged_calls"] = len(logged)
@@ -204,45 +162,6 @@ def module_values(sandbox) -> dict[str, dict]:
     records = sandbox.call("GET", f"/_sandbox/zoho/modules/{MODULE}")["records"]
     own = {"id", "Owner", "Created_By", "Created_Time", "Modified_By", "Modified_Time"}
     return {r[KEY]: {k: v for k, v in r.items() if k not in own} for r in records}
-
-
-def write_source(path: str, rows: int) -> None:
-    import duckdb
-
-    with duckdb.connect(path) as conn:
-        conn.execute(SOURCE.format(rows=rows))
-
-
-def write_syncs(path: Path) -> None:
-    import yaml
-
-    spec = {
-        "name": SYNC_NAME,
-        "destination": "zoho",
-        "object": MODULE,
-        "query": SYNC_QUERY,
-        "mode": "update",
-        "upsert": True,
-        "key": KEY,
-        "concurrency": "parallel",
-        "batch_size": RECORDS_PER_CALL,
-        "trigger_workflow": False,
-        "include_nulls": False,
-    }
-    path.write_text(yaml.safe_dump({"syncs": [spec]}, sort_keys=False), encoding="utf-8")
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], check=False, capture_output=True, text=True).stdout.strip()
-
-
-def machine() -> str:
-    from importlib.metadata import version
-
-    return (
-        f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, dagster {version('dagster')}, "
-        f"duckdb {version('duckdb')}, requests {version('requests')}\nload: {uptime()}"
-    )
 
 
 def row(label: str, r: dict) -> str:
@@ -261,13 +180,8 @@ def report(base: dict, base_again: dict, first: dict, second: dict, changed: dic
             + f"  (DuckDB read {b['read_seconds']:.2f} s, {b['succeeded']:,} succeeded,"
             f" {b['parallel_calls']} in flight)"
         )
-    print(row("crm_assets, first run", first) + f"  (sync step {first['sync_seconds']:.2f} s)")
-    print(row("crm_assets, no change", second) + f"  (sync step {second['sync_seconds']:.2f} s)")
-    if changed is not None:
-        print(
-            row(f"crm_assets, {changes:,} changed", changed)
-            + f"  (sync step {changed['sync_seconds']:.2f} s)"
-        )
+    for line in our_rows(row, first, second, changed, changes):
+        print(line)
     base_rate = (base["rows"] + base_again["rows"]) / (base["seconds"] + base_again["seconds"])
     print(
         f"  ours / baseline (both baseline runs) records/s: whole Dagster run {first['rows'] / first['seconds'] / base_rate:.2f}, "
@@ -276,44 +190,26 @@ def report(base: dict, base_again: dict, first: dict, second: dict, changed: dic
         f"write calls {first['logged_writes']} vs {base['logged_writes']}, "
         f"calls {first['logged_calls']} vs {base['logged_calls']}"
     )
-    for label, r in (("first", first), ("no change", second), ("changed", changed)):
-        if r is not None:
-            print(
-                f"  {label:10} metadata: sent {r['rows']:,} inserted {r['inserted']:,} updated {r['updated']:,} "
-                f"unchanged {r['unchanged']:,} rejected {r['rejected']:,} batches {r['batches']} "
-                f"api_calls {r['api_calls']} retries {r['retries']}"
-            )
+    for line in metadata_lines([("first", first), ("no change", second), ("changed", changed)], "retries"):
+        print(line)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=10_000)
-    parser.add_argument(
-        "--changes", type=int, help="rows changed before the third run (default: rows / 10; 0: skip)"
-    )
-    parser.add_argument("--profile", help="write a cProfile of our first run to this file")
-    parser.add_argument("--worker", choices=["baseline", "crm_assets"])
-    args = parser.parse_args()
+    args = arguments(10_000, None, "rows changed before the third run (default: rows / 10; 0: skip)")
     if args.worker:
-        env = json.loads(sys.stdin.read())
-        figures = baseline_upsert(env) if args.worker == "baseline" else crm_assets_sync(env, args.profile)
-        figures["peak_rss_mb"] = peak_rss_mb()
-        print(json.dumps(figures))
+        serve_worker(
+            baseline_upsert
+            if args.worker == "baseline"
+            else lambda env: sync_run(env, ["zoho_crm", SYNC_NAME], "zoho", args.profile)
+        )
         return
 
-    import duckdb
-
     from crm_assets.destinations.zoho.writer import PARALLEL_CALLS
-    from crm_assets.sandbox import SandboxProcess
 
     changes = args.rows // 10 if args.changes is None else args.changes
-    print(machine())
-    with tempfile.TemporaryDirectory() as tmp, SandboxProcess(seed=1, scale=0.05, lifetime=3600) as sandbox:
-        warehouse, syncs = Path(tmp) / "bench.duckdb", Path(tmp) / "syncs.yaml"
-        write_source(str(warehouse), args.rows)
-        write_syncs(syncs)
-        env = {**sandbox.env, "CRM_ASSETS_DUCKDB_PATH": str(warehouse), "CRM_ASSETS_SYNCS": str(syncs),
-               "BENCH_PARALLEL_CALLS": str(PARALLEL_CALLS)}
+    print(machine("requests"))
+    with bench_setup(SOURCE, args.rows, SYNC) as (sandbox, warehouse, env):
+        env["BENCH_PARALLEL_CALLS"] = str(PARALLEL_CALLS)
         print(f"\n{args.rows:,} rows upserted into {MODULE} on {KEY}, {RECORDS_PER_CALL} per call")
         sandbox.call("POST", "/_sandbox/zoho/modules/reset")
         base = measured(sandbox, "baseline", env)
@@ -324,8 +220,7 @@ def main() -> None:
         second = measured(sandbox, "crm_assets", env)
         changed = None
         if changes:
-            with duckdb.connect(str(warehouse)) as conn:
-                conn.execute(f"update src.clients set name = name || ' (renamed)' where id <= {changes}")
+            rename_rows(warehouse, "src.clients", changes)
             changed = measured(sandbox, "crm_assets", env)
         in_module = len(sandbox.call("GET", f"/_sandbox/zoho/modules/{MODULE}")["records"])
         sandbox.call("POST", "/_sandbox/zoho/modules/reset")

@@ -7,6 +7,10 @@ size, sends a window of batches at a time, sends again only the rows whose failu
 transient (after ``retry_initial_delay`` seconds, doubling each time, ``retry_limit`` times),
 and writes every row's final outcome to a spool of its own that the warehouse records at the
 end, even when the run fails half-way, so that no result is lost.
+
+A call the destination refuses outright (a configuration error, a non-retryable answer) stops
+the run, but only after the results of the window's other calls are written: an insert that
+succeeded and was not recorded would be sent again next run, a duplicate record in the org.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -41,6 +46,10 @@ class RowResult:
     message: str | None = None
     transient: bool = False
 
+
+# What a destination answers for one batch: a result per row, in order, or the exception that
+# refused the batch's call (none of its rows was written).
+BatchAnswer = list[RowResult] | Exception
 
 FAILURE_KIND = "failure_kind"  # the sync asset's failure metadata: "configuration" or "error"
 
@@ -72,8 +81,9 @@ class Destination(Protocol):
     def existing_ids(self, spec: SyncSpec) -> Iterator[str]:
         """Ids of every record of the object (truncate mode deletes them)."""
 
-    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[list[RowResult]]:
-        """One attempt at `batches`: a result per row, in order, for every batch."""
+    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[BatchAnswer]:
+        """One attempt at `batches`: an answer for every batch, in order. A batch not sent because
+        another was refused carries that refusal; raising refuses the whole window."""
 
     def redact(self, text: object) -> str: ...
 
@@ -183,6 +193,8 @@ def run_sync(
                 ),
             )
     counts.seconds = time.monotonic() - started
+    if isinstance(failure, PushFailure) and failure.counts is None:
+        failure.counts = counts
     if isinstance(failure, (PushFailure, ValueError)) or (
         failure is not None and not isinstance(failure, Exception)
     ):
@@ -229,6 +241,30 @@ def _windows(batches: Iterator[list[_Row]]) -> Iterator[list[list[_Row]]]:
         yield window
 
 
+def send_each(
+    send_one: Callable[[list[dict]], list[RowResult]], batches: list[list[dict]], workers: int, name: str
+) -> list[BatchAnswer]:
+    """`send_one` for every batch, `workers` calls at a time: each batch's results, or the
+    exception its call raised. Once a call is refused, batches not started yet are not sent and
+    carry that refusal, while the calls already under way finish and keep their results."""
+    refusal: Exception | None = None
+
+    def attempt(batch: list[dict]) -> BatchAnswer:
+        nonlocal refusal
+        if refusal is not None:
+            return refusal
+        try:
+            return send_one(batch)
+        except Exception as exc:  # noqa: BLE001 - handed back for the machinery to raise once recorded
+            refusal = refusal or exc
+            return exc
+
+    if workers <= 1 or len(batches) <= 1:
+        return [attempt(batch) for batch in batches]
+    with ThreadPoolExecutor(min(workers, len(batches)), thread_name_prefix=name) as pool:
+        return list(pool.map(attempt, batches))
+
+
 def _with_retries(
     spec: SyncSpec,
     destination: Destination,
@@ -236,27 +272,39 @@ def _with_retries(
     rows: list[list[_Row]],
     counts: SyncCounts,
     sleep: Callable[[float], None],
-) -> list[tuple[_Row, RowResult]]:
-    """Send `rows`; rows that fail transiently are sent again, and only they, with backoff."""
+) -> tuple[list[tuple[_Row, RowResult]], Exception | None]:
+    """Send `rows`; rows that fail transiently are sent again, and only they, with backoff.
+
+    A refused call ends the attempts: the results known so far come back with the first
+    refusal (the refused batches' rows, never written, have none), for the caller to record
+    before it raises the refusal; rows still failing transiently are final failures then.
+    """
     final: list[tuple[_Row, RowResult]] = []
     pending = rows
     delay = spec.retry_initial_delay
     for attempt in range(spec.retry_limit + 1):
-        results = destination.send(spec, operation, [[r.record for r in batch] for batch in pending])
+        try:
+            answers = destination.send(spec, operation, [[r.record for r in batch] for batch in pending])
+        except Exception as exc:  # noqa: BLE001 - the whole window refused; earlier attempts' results stand
+            answers = [exc] * len(pending)
+        refusal = next((answer for answer in answers if isinstance(answer, Exception)), None)
+        last = refusal is not None or attempt == spec.retry_limit
         retry: list[_Row] = []
-        for batch, batch_results in zip(pending, results, strict=True):
-            for row, result in zip(batch, batch_results, strict=True):
-                if result.transient and not result.success and attempt < spec.retry_limit:
+        for batch, answer in zip(pending, answers, strict=True):
+            if isinstance(answer, Exception):
+                continue
+            for row, result in zip(batch, answer, strict=True):
+                if result.transient and not result.success and not last:
                     retry.append(row)
                 else:
                     final.append((row, result))
-        if not retry:
-            break
+        if refusal is not None or not retry:
+            return final, refusal
         counts.retries += 1
         sleep(delay)
         delay *= 2
         pending = [retry[i : i + spec.batch_size] for i in range(0, len(retry), spec.batch_size)]
-    return final
+    return final, None
 
 
 class _Pusher:
@@ -273,7 +321,10 @@ class _Pusher:
         self.operation = operation_of(spec)
 
     def push(self, window: list[list[_Row]]) -> None:
-        final = _with_retries(self.spec, self.destination, self.operation, window, self.counts, self.sleep)
+        """Send the window and write its outcomes; then raise the refusal of any of its calls."""
+        final, refusal = _with_retries(
+            self.spec, self.destination, self.operation, window, self.counts, self.sleep
+        )
         rows = []
         for row, result in final:
             if result.success:
@@ -298,6 +349,8 @@ class _Pusher:
                 }
             )
         self.outcomes.write_table(pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA))
+        if refusal is not None:
+            raise refusal
 
 
 def _truncate(spec: SyncSpec, destination: Destination, counts: SyncCounts, sleep) -> int:
@@ -309,11 +362,14 @@ def _truncate(spec: SyncSpec, destination: Destination, counts: SyncCounts, slee
 
     def flush() -> None:
         nonlocal deleted
-        for row, result in _with_retries(spec, destination, operation, [batch], counts, sleep):
+        final, refusal = _with_retries(spec, destination, operation, [batch], counts, sleep)
+        for row, result in final:
             if result.success:
                 deleted += 1
             else:
                 failed.append(f"{row.key}: {result.error_code} {destination.redact(result.message or '')}")
+        if refusal is not None:
+            raise refusal
 
     # Every Id is listed before the first delete, so deleting cannot disturb the paging.
     for record_id in list(destination.existing_ids(spec)):

@@ -4,8 +4,10 @@ simple-salesforce's ``sf.bulk.<Object>.insert(...)`` is not used as a whole beca
 fails: with ``batch_size='auto'`` it drops rows, and one Failed batch makes it raise and lose
 the results of every other batch. The writer drives the same Bulk 1.0 job through the
 library's job, batch and result calls instead, one batch at a time: every batch's results are
-read as soon as it is done, a Failed batch only marks its own rows for another attempt, and
-the batch body is encoded here so that decimals keep their digits.
+read as soon as it is done, a Failed batch only marks its own rows for another attempt, a
+batch the job refuses stops the adding but not the reading of the batches already added (the
+machinery records their results, then raises the refusal), and the batch body is encoded here
+so that decimals keep their digits.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from simple_salesforce.bulk import SFBulkType
 from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 from simple_salesforce.util import call_salesforce
 
-from crm_assets.destinations.machinery import RowResult, SyncConfigurationError, operation_of
+from crm_assets.destinations.machinery import BatchAnswer, RowResult, SyncConfigurationError, operation_of
 from crm_assets.destinations.salesforce.api import TRANSIENT_CODES, SalesforceApi, is_transient
 from crm_assets.destinations.salesforce.resource import SalesforceResource
 from crm_assets.destinations.specs import SyncSpec
@@ -164,9 +166,11 @@ class SalesforceDestination:
     def _bulk(self, spec: SyncSpec) -> SFBulkType:
         return getattr(self.api.client.bulk, spec.object)
 
-    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[list[RowResult]]:
-        """One Bulk 1.0 job holding `batches`; a result for every row, in order."""
-        results: list[list[RowResult] | None] = [None] * len(batches)
+    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[BatchAnswer]:
+        """One Bulk 1.0 job holding `batches`: for each batch a result per row, in order, or the
+        exception that refused it (a batch not added, and those after it, which are not sent; a
+        batch whose results cannot be read). A job refused outright raises: nothing was sent."""
+        answers: list[BatchAnswer | None] = [None] * len(batches)
         try:
             job = self.api.call(
                 lambda sf: self._bulk(spec)._create_job(
@@ -181,26 +185,23 @@ class SalesforceDestination:
             return [self._failed(batch, exc) for batch in batches]
         job_id = job["id"]
         in_flight: dict[int, str] = {}
-        refused: BaseException | None = None
         for index, batch in enumerate(batches):
             try:
                 info = self.api.call(lambda sf, b=batch: self._add_batch(spec, job_id, b))
             except (SalesforceError, requests.RequestException) as exc:
                 if not is_transient(exc):
-                    refused = exc  # the batches already added still have results to read
+                    answers[index:] = [exc] * (len(batches) - index)  # the batches added are still read
                     break
-                results[index] = self._failed(batch, exc)
+                answers[index] = self._failed(batch, exc)
                 continue
             self.batches += 1
             in_flight[index] = info["id"]
         try:
-            self._await(spec, job_id, batches, in_flight, results)
+            self._await(spec, job_id, batches, in_flight, answers)
         finally:
             with contextlib.suppress(SalesforceError, requests.RequestException):
                 self.api.call(lambda sf: self._bulk(spec)._close_job(job_id))
-        if refused is not None:
-            raise refused
-        return [r if r is not None else [] for r in results]
+        return [answer if answer is not None else [] for answer in answers]
 
     def _add_batch(self, spec: SyncSpec, job_id: str, records: list[dict]) -> dict[str, Any]:
         bulk = self._bulk(spec)
@@ -213,8 +214,10 @@ class SalesforceDestination:
         )
         return response.json()
 
-    def _await(self, spec, job_id, batches, in_flight, results) -> None:
-        """Poll each batch until it is done and read its results at once."""
+    def _await(self, spec, job_id, batches, in_flight, answers) -> None:
+        """Poll each batch until it is done and read its results at once. A batch whose state or
+        results are refused, or still running at the deadline, gets the exception as its answer,
+        so that the other batches' results are kept."""
         deadline = time.monotonic() + self.poll_timeout
         errors: dict[int, int] = {}
         while in_flight:
@@ -230,26 +233,32 @@ class SalesforceDestination:
                                 iter(self._bulk(spec)._get_batch_results(job_id, b, "dml"))
                             )
                         )
-                        results[index] = self._row_results(batch, rows)
+                        answers[index] = self._row_results(batch, rows)
                     else:
                         message = info.get("stateMessage") or f"batch {info['state']}"
-                        results[index] = [
+                        answers[index] = [
                             RowResult(False, error_code="BATCH_FAILED", message=message, transient=True)
                             for _ in batch
                         ]
                 except (SalesforceError, requests.RequestException) as exc:
                     if not is_transient(exc):
-                        raise
-                    errors[index] = errors.get(index, 0) + 1
-                    if errors[index] < 3:
-                        continue
-                    results[index] = self._failed(batch, exc)
+                        answers[index] = exc
+                    else:
+                        errors[index] = errors.get(index, 0) + 1
+                        if errors[index] < 3:
+                            continue
+                        answers[index] = self._failed(batch, exc)
+                except RuntimeError as exc:  # results that do not match the batch
+                    answers[index] = exc
                 del in_flight[index]
+            if in_flight and time.monotonic() > deadline:
+                late = TimeoutError(
+                    f"Bulk job {job_id}: batches still running after {self.poll_timeout:.0f}s"
+                )
+                for index in in_flight:
+                    answers[index] = late
+                return
             if in_flight:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(
-                        f"Bulk job {job_id}: batches still running after {self.poll_timeout:.0f}s"
-                    )
                 time.sleep(self.poll_interval)
 
     def _row_results(self, batch: list[dict], rows: list[dict]) -> list[RowResult]:

@@ -12,7 +12,8 @@ each failure becomes a rejection with its code and the field and message Zoho ga
 the machinery sends them again after the sync's ``retry_initial_delay``, doubling (a
 ``Retry-After`` header, which Zoho does not document, is waited out first). A 401 renews the
 access token once; any other refusal of the whole call stops the run naming the sync and the
-module. Tokens, the client secret and the refresh token are masked by the session's redactor.
+module, once the results of the window's other calls are recorded (calls not started yet are
+not sent). Tokens, the client secret and the refresh token are masked by the session's redactor.
 """
 
 from __future__ import annotations
@@ -21,13 +22,19 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
 import requests
 
-from crm_assets.destinations.machinery import PushFailure, RowResult, SyncConfigurationError, operation_of
+from crm_assets.destinations.machinery import (
+    BatchAnswer,
+    PushFailure,
+    RowResult,
+    SyncConfigurationError,
+    operation_of,
+    send_each,
+)
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.values import encode_records
 from crm_assets.destinations.zoho.layout import ModuleLayout, PreflightError
@@ -83,13 +90,13 @@ class ZohoDestination:
     def existing_ids(self, spec: SyncSpec) -> Iterator[str]:
         raise PushFailure(f"sync {spec.name}: Zoho syncs do not truncate a module")
 
-    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[list[RowResult]]:
-        """One call per batch (several in flight for a parallel sync); a result per row, in order."""
-        workers = 1 if spec.concurrency == "serial" else min(PARALLEL_CALLS, len(batches))
-        if workers <= 1:
-            return [self._send_batch(spec, operation, batch) for batch in batches]
-        with ThreadPoolExecutor(workers, thread_name_prefix=f"zoho-{spec.name}") as pool:
-            return list(pool.map(lambda batch: self._send_batch(spec, operation, batch), batches))
+    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[BatchAnswer]:
+        """One call per batch (several in flight for a parallel sync): a result per row, in
+        order, or the call's :class:`ZohoWriteRefused`."""
+        workers = 1 if spec.concurrency == "serial" else PARALLEL_CALLS
+        return send_each(
+            lambda batch: self._send_batch(spec, operation, batch), batches, workers, f"zoho-{spec.name}"
+        )
 
     # ---- one call ------------------------------------------------------------------------------
 
