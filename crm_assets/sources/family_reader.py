@@ -108,7 +108,7 @@ class FamilyReader:
         for page in self.list_window(root, start, stats):
             kept = self.keep(root, page, start, end, stats)
             if remember:
-                read_parents.update(record_id(root, r, i) for i, r in enumerate(kept))
+                read_parents.update(record_ids(root, kept))
             yield self.batch(root, kept, needed, wanted, stats, snapshot=False)
         yield from self.after_window(root, start, end, needed, wanted, read_parents, stats)
 
@@ -133,7 +133,7 @@ class FamilyReader:
     ) -> Batch:
         """Writes for one page of root records and everything derived or fetched from them;
         `versions` stands for the records' replication keys as the version of their children."""
-        root_ids = [record_id(root, r, i) for i, r in enumerate(records)]
+        root_ids = record_ids(root, records)
         if versions is None and root.replication_key:
             versions = [r.get(root.replication_key) for r in records]
         rows: dict[str, tuple[list[Any], list[Any]]] = {root.name: (records, root_ids)}
@@ -190,6 +190,17 @@ def _derive(child: Stream, parents: list[Any], roots: list[Any]) -> tuple[list, 
         out.extend(value)
         out_roots.extend([root_id] * len(value))
     return out, out_roots
+
+
+def record_ids(stream: Stream, records: list[Any]) -> list[Any]:
+    """The records' ids, or an error naming the first record without one."""
+    try:
+        ids = [r["id"] for r in records]
+    except (KeyError, TypeError, IndexError):
+        ids = [None]
+    if None in ids:
+        return [record_id(stream, r, i) for i, r in enumerate(records)]
+    return ids
 
 
 def record_id(stream: Stream, record: Any, index: int) -> Any:

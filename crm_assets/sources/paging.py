@@ -22,8 +22,7 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import numpy as np
 
 from crm_assets.sources.errors import SourceError
 
@@ -180,8 +179,11 @@ class _DistinctIds:
                 self._others.add(key)
 
     def count(self) -> int:
-        ints = pa.Array.from_buffers(pa.int64(), len(self._ints), [None, pa.py_buffer(self._ints)])
-        return self._without_id + len(self._others) + (pc.count_distinct(ints).as_py() if len(ints) else 0)
+        # Sorting a copy takes 8 bytes per id; a hash table of them (pyarrow's count_distinct)
+        # took ~100 MB at a million ids, the peak of a whole backfill.
+        ints = np.sort(np.frombuffer(self._ints, dtype=np.int64))
+        distinct = int(np.count_nonzero(ints[1:] != ints[:-1])) + 1 if len(ints) else 0
+        return self._without_id + len(self._others) + distinct
 
 
 def _int_or_none(value: Any) -> int | None:

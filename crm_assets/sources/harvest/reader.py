@@ -18,6 +18,7 @@ simply stops listing it, and replacing the user's rows drops it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,8 @@ from crm_assets.sources.family_reader import FamilyReader
 from crm_assets.sources.harvest.client import HarvestSession
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# Exactly the form above, the one that compares correctly as text.
+_HARVEST_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 
 
 def format_timestamp(value: datetime) -> str:
@@ -136,15 +139,17 @@ class HarvestReader(FamilyReader):
         """
         key = stream.replication_key
         kept, newest = [], ""
+        harvest_form = _HARVEST_TIMESTAMP.fullmatch
         for i, r in enumerate(records):
-            value = r.get(key) if isinstance(r, dict) else None
-            if not _is_harvest_timestamp(value):
+            value = r.get(key) if type(r) is dict else None
+            if type(value) is not str or not harvest_form(value):
                 value = format_timestamp(parse_timestamp(stream, key, r, i))  # type: ignore[arg-type]
             if lo <= value < hi:
                 kept.append(r)
                 if value > newest:
                     newest = value
         return kept, newest
+
 
 def _dig(record: Any, path: tuple[str, ...]) -> Any:
     value = record
@@ -160,16 +165,3 @@ def _text_window(start: datetime | None, end: datetime) -> tuple[str, str]:
 
 def _parse(value: str) -> datetime:
     return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
-
-
-def _is_harvest_timestamp(value: Any) -> bool:
-    """Is `value` exactly ``YYYY-MM-DDTHH:MM:SSZ``, the form that compares correctly as text?"""
-    return (
-        type(value) is str
-        and len(value) == 20
-        and value[19] == "Z"
-        and value[10] == "T"
-        and value[4] == value[7] == "-"
-        and value[13] == value[16] == ":"
-        and value[:4].isdigit()
-    )
