@@ -22,9 +22,6 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from crm_assets.sources.errors import SourceError
 
 log = logging.getLogger("crm_assets.sources.paging")
@@ -180,6 +177,9 @@ class _DistinctIds:
                 self._others.add(key)
 
     def count(self) -> int:
+        import pyarrow as pa  # here, not at the top: the code location imports this module
+        import pyarrow.compute as pc
+
         ints = pa.Array.from_buffers(pa.int64(), len(self._ints), [None, pa.py_buffer(self._ints)])
         return self._without_id + len(self._others) + (pc.count_distinct(ints).as_py() if len(ints) else 0)
 

@@ -13,29 +13,49 @@ path, which stores them faithfully (numbers in a text column as their JSON text)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from crm_assets.catalog import Column, Stream
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "BOOLEAN": pa.bool_(),
-    "VARCHAR": pa.string(),
-    "DATE": pa.string(),
-    "TIMESTAMPTZ": pa.string(),
-    "JSON": pa.string(),
-    "BIGINT[]": pa.list_(pa.int64()),
-    "DOUBLE[]": pa.list_(pa.float64()),
-    "VARCHAR[]": pa.list_(pa.string()),
-}
-# Text that Arrow can often parse itself; what it cannot stays text and DuckDB casts it.
-_PARSED = {"TIMESTAMPTZ": pa.timestamp("s", tz="UTC"), "DATE": pa.date32()}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow (and numpy under it) is imported by the functions that build tables, not here: the
+# code location imports this module, and most processes that load it never read a record.
+COLUMN_TYPES = frozenset(
+    {"BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMPTZ", "JSON", "BIGINT[]", "DOUBLE[]", "VARCHAR[]"}
+)
 _EMPTY: dict[str, Any] = {}
+
+
+@cache
+def arrow_types() -> dict[str, pa.DataType]:
+    """The Arrow type each of `COLUMN_TYPES` is loaded as."""
+    import pyarrow as pa
+
+    return {
+        "BIGINT": pa.int64(),
+        "DOUBLE": pa.float64(),
+        "BOOLEAN": pa.bool_(),
+        "VARCHAR": pa.string(),
+        "DATE": pa.string(),
+        "TIMESTAMPTZ": pa.string(),
+        "JSON": pa.string(),
+        "BIGINT[]": pa.list_(pa.int64()),
+        "DOUBLE[]": pa.list_(pa.float64()),
+        "VARCHAR[]": pa.list_(pa.string()),
+    }
+
+
+@cache
+def _parsed_types() -> dict[str, pa.DataType]:
+    """Text that Arrow can often parse itself; what it cannot stays text and DuckDB casts it."""
+    import pyarrow as pa
+
+    return {"TIMESTAMPTZ": pa.timestamp("s", tz="UTC"), "DATE": pa.date32()}
 
 
 class RecordError(ValueError):
@@ -50,6 +70,8 @@ def record_label(record: Any, index: int) -> str:
 
 def infer(records: list[Any]) -> pa.Array | None:
     """The page as one Arrow array of inferred type, or None when kinds are mixed in a field."""
+    import pyarrow as pa
+
     try:
         return pa.array(records)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
@@ -68,6 +90,8 @@ def find_unknown_columns(
     records: list[Any], tree: dict[str, Any], known: set[str], inferred: pa.Array | None = None
 ) -> list[Column]:
     """Columns for keys present in `records` that neither the catalog nor the table has yet."""
+    import pyarrow as pa
+
     found: list[Column] = []
 
     def add(path: tuple[str, ...], is_text: bool) -> None:
@@ -106,6 +130,8 @@ def to_arrow(
     inferred: pa.Array | None = None,
 ) -> pa.Table:
     """The Arrow table of `columns` for `records` (`inferred` is `infer(records)` if known)."""
+    import pyarrow as pa
+
     if inferred is None:
         inferred = infer(records)
     arrays = {}
@@ -132,6 +158,9 @@ def to_arrow(
 
 def _leaf(array: pa.Array, path: tuple[str, ...]) -> pa.Array | None:
     """The values at `path` (nulls where a parent object is null), or None if the shape differs."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     for key in path:
         t = array.type
         if pa.types.is_null(t):
@@ -147,19 +176,22 @@ def _leaf(array: pa.Array, path: tuple[str, ...]) -> pa.Array | None:
 
 def _fit(array: pa.Array | None, column_type: str) -> pa.Array | None:
     """`array` as `column_type` when its inferred kind allows it without coercion, else None."""
+    import pyarrow as pa
+
     if array is None:
         return None
     t = array.type
-    target = ARROW_TYPES[column_type]
+    target = arrow_types()[column_type]
+    parsed = _parsed_types()
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_null(t):
-        return pa.nulls(len(array), _PARSED.get(column_type, target))
-    if column_type in _PARSED:
+        return pa.nulls(len(array), parsed.get(column_type, target))
+    if column_type in parsed:
         if not pa.types.is_string(t):
             return None
         try:
-            return array.cast(_PARSED[column_type])
+            return array.cast(parsed[column_type])
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return array
     if column_type.endswith("[]"):
@@ -174,6 +206,8 @@ def _fit(array: pa.Array | None, column_type: str) -> pa.Array | None:
 
 
 def _scalar_fits(t: pa.DataType, column_type: str) -> bool:
+    import pyarrow as pa
+
     if pa.types.is_null(t):
         return True
     if column_type == "BIGINT":
@@ -208,6 +242,8 @@ def _values(stream: Stream, col: Column, records: list[Any]) -> list:
 
 def _python_column(stream: Stream, col: Column, values: list, records: list[Any]) -> pa.Array:
     """A column built value by value: faithful, or an error naming record and field."""
+    import pyarrow as pa
+
     kind = col.type
     if kind == "JSON":
         return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], pa.string())
@@ -224,10 +260,11 @@ def _python_column(stream: Stream, col: Column, values: list, records: list[Any]
                 f"{stream.table}: record {record_label(records[i], i)}: field {col.name!r} "
                 f"should be {kind}, got {type(v).__name__} {str(v)[:80]!r}"
             )
-    array = pa.array(values, ARROW_TYPES[kind])
-    if kind in _PARSED:
+    array = pa.array(values, arrow_types()[kind])
+    parsed = _parsed_types()
+    if kind in parsed:
         try:
-            return array.cast(_PARSED[kind])
+            return array.cast(parsed[kind])
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass  # left as text: DuckDB casts it and names a bad value
     return array
