@@ -4,9 +4,9 @@ Loading the definitions creates some 400,000 objects (Dagster, dbt-core's genera
 our asset graph), and nearly all of them live as long as the process. The collector, run by
 allocation counts, walks the whole growing heap again and again while they are created, and
 once more when the process exits: about 1.2 s of the 2.6 s of CPU a fresh process spent loading
-this project and exiting. Paused during the load and then told that what exists is permanent (`gc.freeze`),
-it skips all that; later collections only look at objects created after the load. The few
-hundred cyclic garbage objects the load leaves stay allocated for the life of the process.
+this project and exiting. Paused during the load, and then told that what exists is permanent
+(`gc.freeze`), it skips all that; later collections only look at objects created after the load.
+The few thousand cyclic garbage objects the load leaves stay allocated for the process's life.
 """
 
 from __future__ import annotations
