@@ -56,7 +56,8 @@ def run_once(code: str) -> Sample:
     process.stdout.close()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{code!r} exited with {os.waitstatus_to_exitcode(status)}")
-    return Sample(float(output.decode().strip().splitlines()[-1]) - started, exited, usage.ru_utime, usage.ru_stime)
+    loaded = float(output.decode().strip().splitlines()[-1]) - started
+    return Sample(loaded, exited, usage.ru_utime, usage.ru_stime)
 
 
 def main() -> None:

@@ -97,7 +97,12 @@ def build_sync_asset(spec: SyncSpec, upstream_syncs: Sequence[dg.AssetKey] = ())
     )
     def _sync(context: AssetExecutionContext) -> dg.MaterializeResult:
         # Imported by the run that pushes, not by every load of the code location (pyarrow).
-        from crm_assets.destinations.machinery import FAILURE_KIND, PushFailure, SyncConfigurationError, run_sync
+        from crm_assets.destinations.machinery import (
+            FAILURE_KIND,
+            PushFailure,
+            SyncConfigurationError,
+            run_sync,
+        )
 
         resource = getattr(context.resources, spec.destination)
         try:

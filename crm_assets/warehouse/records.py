@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 # pyarrow (and numpy under it) is imported by the functions that build tables, not here: the
 # code location imports this module, and most processes that load it never read a record.
 COLUMN_TYPES = frozenset(
-    {"BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMPTZ", "JSON", "BIGINT[]", "DOUBLE[]", "VARCHAR[]"}
+    {"BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMPTZ", "JSON"}
+    | {"BIGINT[]", "DOUBLE[]", "VARCHAR[]"}
 )
 _EMPTY: dict[str, Any] = {}
 
