@@ -38,6 +38,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/salesforce_push.py
 	$(BIN)/python benchmarks/zoho_push.py
 	$(BIN)/python benchmarks/instance_bookkeeping.py
+	$(BIN)/python benchmarks/definitions_load.py
 
 clean:
 	rm -rf $(VENV) .venv-thirdparty data/crm.duckdb* data/dagster data/harvest_oauth.json*

@@ -1,28 +1,37 @@
-"""The single entry point: every asset, check and resource of crm_assets."""
+"""The single entry point: every asset, check and resource of crm_assets.
+
+The imports and the build run with Python's cyclic collector paused (see
+:mod:`crm_assets.loading`): the UI's code server, every run and every step load this module in a
+fresh process, and the collector took about half a second of that load and as much again at exit
+(benchmarks/definitions_load.py).
+"""
 
 from __future__ import annotations
 
 import os
 
-import dagster as dg
-from dagster_duckdb import DuckDBResource
+from crm_assets.loading import collector_paused
 
-from crm_assets.code_links import link_assets_to_code, with_python_links
-from crm_assets.destinations.assets import build_sync_definitions
-from crm_assets.destinations.salesforce import SalesforceResource
-from crm_assets.destinations.salesforce.resource import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL
-from crm_assets.destinations.specs import load_syncs, syncs_path
-from crm_assets.marts import marts_definitions
-from crm_assets.orchestration.wiring import build_orchestration
-from crm_assets.sources.harvest import harvest_catalog
-from crm_assets.sources.harvest.assets import harvest_assets
-from crm_assets.sources.harvest.client import DEFAULT_API_URL, HarvestClient
-from crm_assets.sources.harvest.oauth import DEFAULT_ID_URL
-from crm_assets.sources.zoho import zoho_catalog
-from crm_assets.sources.zoho.assets import zoho_assets
-from crm_assets.sources.zoho.client import ZohoClient
-from crm_assets.sources.zoho.oauth import DEFAULT_ACCOUNTS_URL
-from crm_assets.warehouse import Warehouse
+with collector_paused():
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from crm_assets.code_links import link_assets_to_code, with_python_links
+    from crm_assets.destinations.assets import build_sync_definitions
+    from crm_assets.destinations.salesforce import SalesforceResource
+    from crm_assets.destinations.salesforce.resource import DEFAULT_API_VERSION, DEFAULT_LOGIN_URL
+    from crm_assets.destinations.specs import load_syncs, syncs_path
+    from crm_assets.marts import marts_definitions
+    from crm_assets.orchestration.wiring import build_orchestration
+    from crm_assets.sources.harvest import harvest_catalog
+    from crm_assets.sources.harvest.assets import harvest_assets
+    from crm_assets.sources.harvest.client import DEFAULT_API_URL, HarvestClient
+    from crm_assets.sources.harvest.oauth import DEFAULT_ID_URL
+    from crm_assets.sources.zoho import zoho_catalog
+    from crm_assets.sources.zoho.assets import zoho_assets
+    from crm_assets.sources.zoho.client import ZohoClient
+    from crm_assets.sources.zoho.oauth import DEFAULT_ACCOUNTS_URL
+    from crm_assets.warehouse import Warehouse
 
 DEFAULT_DUCKDB_PATH = "data/crm.duckdb"
 HARVEST_TOKEN_STATE_FILE = "harvest_oauth.json"
@@ -89,19 +98,20 @@ def zoho_client() -> ZohoClient:
     )
 
 
-syncs = load_syncs()
-defs = dg.Definitions.merge(
-    dg.Definitions(
-        assets=with_python_links([harvest_assets, zoho_assets]),
-        resources={
-            "harvest": harvest_client(),
-            "zoho": zoho_client(),
-            "warehouse": Warehouse(duckdb=DuckDBResource(database=duckdb_path())),
-            "salesforce": salesforce_resource(),
-        },
-    ),
-    marts_definitions(),
-    build_sync_definitions(syncs),
-    build_orchestration([(harvest_catalog(), harvest_assets), (zoho_catalog(), zoho_assets)], syncs),
-)
-defs = link_assets_to_code(defs, sync_files={"salesforce": syncs_path(), "zoho_crm": syncs_path()})
+with collector_paused():
+    syncs = load_syncs()
+    defs = dg.Definitions.merge(
+        dg.Definitions(
+            assets=with_python_links([harvest_assets, zoho_assets]),
+            resources={
+                "harvest": harvest_client(),
+                "zoho": zoho_client(),
+                "warehouse": Warehouse(duckdb=DuckDBResource(database=duckdb_path())),
+                "salesforce": salesforce_resource(),
+            },
+        ),
+        marts_definitions(),
+        build_sync_definitions(syncs),
+        build_orchestration([(harvest_catalog(), harvest_assets), (zoho_catalog(), zoho_assets)], syncs),
+    )
+    defs = link_assets_to_code(defs, sync_files={"salesforce": syncs_path(), "zoho_crm": syncs_path()})

@@ -11,35 +11,31 @@ backfill's network time.
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from dagster import AssetCheckExecutionContext, AssetExecutionContext
 
 from crm_assets.destinations.lineage import result_names
-from crm_assets.destinations.machinery import (
-    FAILURE_KIND,
-    Destination,
-    PushFailure,
-    SyncConfigurationError,
-    run_sync,
-)
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.tracking import REJECTIONS, SyncTracking
 from crm_assets.orchestration.automation import UPSTREAM_CHANGED
+
+if TYPE_CHECKING:
+    from crm_assets.destinations.machinery import Destination
 
 OWNERS = ["team:data-platform"]
 GROUP = "reverse_etl"
 REJECTIONS_CHECK = "no_rejections"
 
 
-def _open_salesforce(resource: Any, spec: SyncSpec) -> AbstractContextManager[Destination]:
+def _open_salesforce(resource: Any, spec: SyncSpec) -> AbstractContextManager["Destination"]:
     from crm_assets.destinations.salesforce.writer import open_salesforce  # loads simple-salesforce
 
     return open_salesforce(resource, spec)
 
 
-def _open_zoho(resource: Any, spec: SyncSpec) -> AbstractContextManager[Destination]:
+def _open_zoho(resource: Any, spec: SyncSpec) -> AbstractContextManager["Destination"]:
     from crm_assets.destinations.zoho import open_zoho
 
     return open_zoho(resource, spec)
@@ -47,7 +43,7 @@ def _open_zoho(resource: Any, spec: SyncSpec) -> AbstractContextManager[Destinat
 
 # How each destination opens a writer for a run, from its resource (bound to the same key: the
 # Zoho source's `zoho` resource writes Zoho syncs too).
-OPENERS: dict[str, Callable[[Any, SyncSpec], AbstractContextManager[Destination]]] = {
+OPENERS: dict[str, Callable[[Any, SyncSpec], AbstractContextManager["Destination"]]] = {
     "salesforce": _open_salesforce,
     "zoho": _open_zoho,
 }
@@ -100,6 +96,14 @@ def build_sync_asset(spec: SyncSpec, upstream_syncs: Sequence[dg.AssetKey] = ())
         automation_condition=UPSTREAM_CHANGED,
     )
     def _sync(context: AssetExecutionContext) -> dg.MaterializeResult:
+        # Imported by the run that pushes, not by every load of the code location (pyarrow).
+        from crm_assets.destinations.machinery import (
+            FAILURE_KIND,
+            PushFailure,
+            SyncConfigurationError,
+            run_sync,
+        )
+
         resource = getattr(context.resources, spec.destination)
         try:
             counts = run_sync(

@@ -7,6 +7,8 @@ is the asset key ``schema/table`` (``harvest.time_entries`` → ``harvest/time_e
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
@@ -16,7 +18,10 @@ class LineageError(ValueError):
     """The query cannot be parsed, or reads a table whose schema it does not name."""
 
 
+@lru_cache(maxsize=256)
 def _parse(query: str) -> exp.Query:
+    """The query's one statement; cached, as each sync's query is read for its columns and for
+    its tables while the definitions load (callers only read the tree)."""
     try:
         statements = [s for s in sqlglot.parse(query, read="duckdb") if s is not None]
     except ParseError as exc:

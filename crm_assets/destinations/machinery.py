@@ -24,10 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import pyarrow as pa
-
 from crm_assets.destinations.specs import SyncSpec
-from crm_assets.destinations.tracking import HASH_COLUMN, KEY_COLUMN, OUTCOME_SCHEMA, SyncTracking
+from crm_assets.destinations.tracking import HASH_COLUMN, KEY_COLUMN, SyncTracking
 from crm_assets.destinations.values import convert_record, encode_record
 
 # Batches sent before their results are awaited: bounds memory and the rows a crash can strand.
@@ -153,6 +151,10 @@ def run_sync(
     `session_factory` opens a warehouse session (the DuckDB writer lock is held only inside it).
     Raises :class:`PushFailure` after recording outcomes when rows still fail transiently.
     """
+    import pyarrow as pa  # here, not at the top: loading the code location imports this module
+
+    from crm_assets.destinations.tracking import OUTCOME_SCHEMA
+
     started = time.monotonic()
     counts = SyncCounts()
     with tempfile.TemporaryDirectory(prefix=f"sync-{spec.name}-") as tmp:
@@ -216,6 +218,8 @@ def run_sync(
 
 def _rows(spool: Path, fields: dict[str, str], batch_size: int) -> Iterator[list[_Row]]:
     """The spool's rows in batches of exactly `batch_size` (the last may be smaller)."""
+    import pyarrow as pa
+
     pending: list[_Row] = []
     with pa.memory_map(str(spool)) as source:
         reader = pa.ipc.open_file(source)
@@ -322,6 +326,10 @@ class _Pusher:
 
     def push(self, window: list[list[_Row]]) -> None:
         """Send the window and write its outcomes; then raise the refusal of any of its calls."""
+        import pyarrow as pa
+
+        from crm_assets.destinations.tracking import OUTCOME_SCHEMA
+
         final, refusal = _with_retries(
             self.spec, self.destination, self.operation, window, self.counts, self.sleep
         )

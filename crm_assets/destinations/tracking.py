@@ -18,13 +18,17 @@ rejection is cleared when it succeeds or leaves the query's result.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.warehouse.sql import STATE_SCHEMA, Connection, q
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 REJECTIONS = "reverse_etl.rejections"
 SYNC_ROWS = f"{STATE_SCHEMA}.sync_rows"
@@ -33,17 +37,30 @@ HASH_COLUMN = "__crm_row_hash"
 NULL_KEY = "NULL_KEY"
 _RESULT = "_sync_result"
 
-OUTCOME_SCHEMA = pa.schema(
-    [
-        ("row_key", pa.string()),
-        ("row_hash", pa.string()),
-        ("success", pa.bool_()),
-        ("record_id", pa.string()),
-        ("error_code", pa.string()),
-        ("message", pa.string()),
-        ("record", pa.string()),
-    ]
-)
+
+@cache
+def _outcome_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("row_key", pa.string()),
+            ("row_hash", pa.string()),
+            ("success", pa.bool_()),
+            ("record_id", pa.string()),
+            ("error_code", pa.string()),
+            ("message", pa.string()),
+            ("record", pa.string()),
+        ]
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """`OUTCOME_SCHEMA`, the Arrow schema of a push's outcome rows, built on first use: the code
+    location imports this module, and only a process that pushes needs pyarrow."""
+    if name == "OUTCOME_SCHEMA":
+        return _outcome_schema()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SyncQueryError(ValueError):
@@ -110,6 +127,8 @@ class SyncTracking(Connection):
             self._run(f"DROP TABLE IF EXISTS {_RESULT}")
 
     def _spool_changes(self, spec, run_id, spool, rows_per_batch, columns, types) -> ReadResult:
+        import pyarrow as pa
+
         selected = self._count(f"SELECT count(*) FROM {_RESULT}")
         duplicate = self._one(
             f"""SELECT {KEY_COLUMN}, count(*) FROM {_RESULT} WHERE {KEY_COLUMN} IS NOT NULL

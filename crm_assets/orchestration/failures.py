@@ -28,7 +28,6 @@ import requests
 from dagster._core.definitions.run_request import InstigatorType
 from dagster._core.scheduler.instigation import InstigatorStatus
 
-from crm_assets.destinations.machinery import FAILURE_KIND
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.orchestration.automation import sync_automation_sensor_name, sync_schedule_name
 from crm_assets.sources.redaction import Redactor
@@ -67,6 +66,8 @@ def secrets_redactor() -> Redactor:
 
 def failure_rows(context: dg.RunFailureSensorContext, redact: Redactor, now: datetime) -> list[FailureRow]:
     """A row per failed step (one row with step "" when no step failed)."""
+    from crm_assets.destinations.machinery import FAILURE_KIND  # imports pyarrow: only when a run failed
+
     run = context.dagster_run
     assets = ", ".join(sorted(k.to_user_string() for k in run.asset_selection or ())) or ", ".join(
         run.step_keys_to_execute or ()

@@ -22,8 +22,6 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
 from crm_assets.sources.errors import SourceError
 
 log = logging.getLogger("crm_assets.sources.paging")
@@ -181,6 +179,8 @@ class _DistinctIds:
     def count(self) -> int:
         # Sorting a copy takes 8 bytes per id; a hash table of them (pyarrow's count_distinct)
         # took ~100 MB at a million ids, the peak of a whole backfill.
+        import numpy as np  # here, not at the top: the code location imports this module
+
         ints = np.sort(np.frombuffer(self._ints, dtype=np.int64))
         distinct = int(np.count_nonzero(ints[1:] != ints[:-1])) + 1 if len(ints) else 0
         return self._without_id + len(self._others) + distinct

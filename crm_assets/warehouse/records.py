@@ -14,29 +14,50 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from crm_assets.catalog import Column, Stream
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "BIGINT": pa.int64(),
-    "DOUBLE": pa.float64(),
-    "BOOLEAN": pa.bool_(),
-    "VARCHAR": pa.string(),
-    "DATE": pa.string(),
-    "TIMESTAMPTZ": pa.string(),
-    "JSON": pa.string(),
-    "BIGINT[]": pa.list_(pa.int64()),
-    "DOUBLE[]": pa.list_(pa.float64()),
-    "VARCHAR[]": pa.list_(pa.string()),
-}
-# Text that Arrow can often parse itself; what it cannot stays text and DuckDB casts it.
-_PARSED = {"TIMESTAMPTZ": pa.timestamp("s", tz="UTC"), "DATE": pa.date32()}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow (and numpy under it) is imported by the functions that build tables, not here: the
+# code location imports this module, and most processes that load it never read a record.
+COLUMN_TYPES = frozenset(
+    {"BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMPTZ", "JSON"}
+    | {"BIGINT[]", "DOUBLE[]", "VARCHAR[]"}
+)
 _EMPTY: dict[str, Any] = {}
+
+
+@cache
+def arrow_types() -> dict[str, pa.DataType]:
+    """The Arrow type each of `COLUMN_TYPES` is loaded as."""
+    import pyarrow as pa
+
+    return {
+        "BIGINT": pa.int64(),
+        "DOUBLE": pa.float64(),
+        "BOOLEAN": pa.bool_(),
+        "VARCHAR": pa.string(),
+        "DATE": pa.string(),
+        "TIMESTAMPTZ": pa.string(),
+        "JSON": pa.string(),
+        "BIGINT[]": pa.list_(pa.int64()),
+        "DOUBLE[]": pa.list_(pa.float64()),
+        "VARCHAR[]": pa.list_(pa.string()),
+    }
+
+
+@cache
+def _parsed_types() -> dict[str, pa.DataType]:
+    """Text that Arrow can often parse itself; what it cannot stays text and DuckDB casts it."""
+    import pyarrow as pa
+
+    return {"TIMESTAMPTZ": pa.timestamp("s", tz="UTC"), "DATE": pa.date32()}
 
 
 class RecordError(ValueError):
@@ -51,6 +72,8 @@ def record_label(record: Any, index: int) -> str:
 
 def infer(records: list[Any]) -> pa.Array | None:
     """The page as one Arrow array of inferred type, or None when kinds are mixed in a field."""
+    import pyarrow as pa
+
     try:
         return pa.array(records)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
@@ -69,6 +92,8 @@ def find_unknown_columns(
     records: list[Any], tree: dict[str, Any], known: set[str], inferred: pa.Array | None = None
 ) -> list[Column]:
     """Columns for keys present in `records` that neither the catalog nor the table has yet."""
+    import pyarrow as pa
+
     found: list[Column] = []
 
     def add(path: tuple[str, ...], is_text: bool) -> None:
@@ -107,6 +132,8 @@ def to_arrow(
     inferred: pa.Array | None = None,
 ) -> pa.Table:
     """The Arrow table of `columns` for `records` (`inferred` is `infer(records)` if known)."""
+    import pyarrow as pa
+
     if inferred is None:
         inferred = infer(records)
     arrays = {}
@@ -133,6 +160,9 @@ def to_arrow(
 
 def _leaf(array: pa.Array, path: tuple[str, ...]) -> pa.Array | None:
     """The values at `path` (nulls where a parent object is null), or None if the shape differs."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     for key in path:
         t = array.type
         if pa.types.is_null(t):
@@ -148,19 +178,22 @@ def _leaf(array: pa.Array, path: tuple[str, ...]) -> pa.Array | None:
 
 def _fit(array: pa.Array | None, column_type: str) -> pa.Array | None:
     """`array` as `column_type` when its inferred kind allows it without coercion, else None."""
+    import pyarrow as pa
+
     if array is None:
         return None
     t = array.type
-    target = ARROW_TYPES[column_type]
+    target = arrow_types()[column_type]
+    parsed = _parsed_types()
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     if pa.types.is_null(t):
-        return pa.nulls(len(array), _PARSED.get(column_type, target))
-    if column_type in _PARSED:
+        return pa.nulls(len(array), parsed.get(column_type, target))
+    if column_type in parsed:
         if not pa.types.is_string(t):
             return None
         try:
-            return array.cast(_PARSED[column_type])
+            return array.cast(parsed[column_type])
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             return array
     if column_type.endswith("[]"):
@@ -175,6 +208,8 @@ def _fit(array: pa.Array | None, column_type: str) -> pa.Array | None:
 
 
 def _scalar_fits(t: pa.DataType, column_type: str) -> bool:
+    import pyarrow as pa
+
     if pa.types.is_null(t):
         return True
     if column_type == "BIGINT":
@@ -209,6 +244,8 @@ def _values(stream: Stream, col: Column, records: list[Any]) -> list:
 
 def _python_column(stream: Stream, col: Column, values: list, records: list[Any]) -> pa.Array:
     """A column built value by value: faithful, or an error naming record and field."""
+    import pyarrow as pa
+
     kind = col.type
     if kind == "JSON":
         return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], pa.string())
@@ -225,10 +262,11 @@ def _python_column(stream: Stream, col: Column, values: list, records: list[Any]
                 f"{stream.table}: record {record_label(records[i], i)}: field {col.name!r} "
                 f"should be {kind}, got {type(v).__name__} {str(v)[:80]!r}"
             )
-    array = pa.array(values, ARROW_TYPES[kind])
-    if kind in _PARSED:
+    array = pa.array(values, arrow_types()[kind])
+    parsed = _parsed_types()
+    if kind in parsed:
         try:
-            return array.cast(_PARSED[kind])
+            return array.cast(parsed[kind])
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass  # left as text: DuckDB casts it and names a bad value
     return array
@@ -280,6 +318,8 @@ def concat(parts: Sequence[Rows]) -> Rows:
     A timestamp or date column is Arrow's own type where every value parsed and text where
     one did not; pages that differ are joined as ISO text, which the warehouse casts back.
     """
+    import pyarrow as pa
+
     if len(parts) == 1:
         return parts[0]
     columns = parts[-1].columns  # later pages know every column the earlier ones found
@@ -287,7 +327,7 @@ def concat(parts: Sequence[Rows]) -> Rows:
     tables = [p.table for p in parts]
     for name, kind in kinds.items():
         types = {t.schema.field(name).type for t in tables if name in t.column_names}
-        if kind in _PARSED and len(types) > 1:
+        if kind in _TEXT_FORMATS and len(types) > 1:
             tables = [_as_text(t, name, _TEXT_FORMATS[kind]) for t in tables]
     table = pa.concat_tables(tables, promote_options="default")
     return Rows(table.select([c.name for c in columns]), columns, [c for p in parts for c in p.new])
@@ -297,6 +337,9 @@ _TEXT_FORMATS = {"TIMESTAMPTZ": "%Y-%m-%dT%H:%M:%SZ", "DATE": "%Y-%m-%d"}
 
 
 def _as_text(table: pa.Table, name: str, text_format: str) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     if name not in table.column_names:
         return table
     column = table.column(name)

@@ -27,22 +27,23 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import duckdb
 import orjson
-import pyarrow as pa
-import pyarrow.compute as pc
 from dagster_duckdb import DuckDBResource
 from filelock import FileLock
 from pydantic import Field
 
 from crm_assets.catalog import Column, Stream
 from crm_assets.warehouse.checks import CheckQueries
-from crm_assets.warehouse.records import ARROW_TYPES, RecordError, Rows, convert
+from crm_assets.warehouse.records import COLUMN_TYPES, RecordError, Rows, convert
 from crm_assets.warehouse.sql import SYNCED_AT, q, table_ref
 from crm_assets.warehouse.state import StateQueries
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 _SQL_CASTS = {"DATE": "DATE", "TIMESTAMPTZ": "TIMESTAMPTZ", "JSON": "JSON"}
 _CATALOG_TYPES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
@@ -55,7 +56,7 @@ def _extra_column(name: str, data_type: str, comment: str | None) -> Column:
     except orjson.JSONDecodeError:
         path = tuple(name.split("__"))
     kind = _CATALOG_TYPES.get(data_type, data_type)
-    return Column(name, kind if kind in ARROW_TYPES else "VARCHAR", path)
+    return Column(name, kind if kind in COLUMN_TYPES else "VARCHAR", path)
 
 
 class SnapshotShrinkError(RuntimeError):
@@ -261,6 +262,9 @@ class WarehouseSession(StateQueries, CheckQueries):
         """A typed relation of the batch: the Arrow table itself when it needs no work, or a
         temp table that casts leftover text columns (errors name record and field) and keeps
         one row per key (the newest)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         self._tmp += 1
         src, stage = f"_batch_{self._tmp}", f"_stage_{self._tmp}"
         self.conn.register(src, arrow)
@@ -329,6 +333,8 @@ class WarehouseSession(StateQueries, CheckQueries):
     def _live_scope(self, w: TableWrite) -> list[Any]:
         """The scoped parents whose incoming version is not older than the stored root row:
         only their children are replaced (all in the same transaction as the root's merge)."""
+        import pyarrow as pa
+
         root = w.root
         scope = w.scope or []
         if root is None or w.scope_versions is None or not root.replication_key or not scope:
@@ -383,6 +389,8 @@ class WarehouseSession(StateQueries, CheckQueries):
         self, s: Stream, stage: str, names: list[str], staged: int, scope: list | None
     ) -> WriteCounts:
         """Make the scoped part of the table (or all of it) equal to the stage, row by row."""
+        import pyarrow as pa
+
         t = table_ref(s)
         in_scope = incoming_in_scope = "TRUE"
         if scope is not None and not scope:  # every parent in the batch was stale
