@@ -284,12 +284,11 @@ def _value_fits(v: Any, kind: str) -> bool:
 
 @dataclass
 class Rows:
-    """Records converted for one table: the Arrow table, its columns (the table's known ones
-    and any it gains), and which of those are new to the table."""
+    """Records converted for one table: the Arrow table and its columns (the table's known
+    ones and any the records add)."""
 
     table: pa.Table
     columns: list[Column]
-    new: list[Column]
 
 
 def convert(
@@ -303,13 +302,11 @@ def convert(
     new columns (when the stream keeps unknown fields), added to `known` so that the next
     page of the same load converts them the same way."""
     inferred = infer(records)
-    new: list[Column] = []
     if stream.keep_unknown_fields:
         tree = known_keys(stream, consumed_keys)
-        new = find_unknown_columns(records, tree, {c.name for c in known}, inferred)
-        known.extend(new)
+        known.extend(find_unknown_columns(records, tree, {c.name for c in known}, inferred))
     columns = list(known)
-    return Rows(to_arrow(stream, columns, records, parent_ids, inferred), columns, new)
+    return Rows(to_arrow(stream, columns, records, parent_ids, inferred), columns)
 
 
 def concat(parts: Sequence[Rows]) -> Rows:
@@ -330,7 +327,7 @@ def concat(parts: Sequence[Rows]) -> Rows:
         if kind in _TEXT_FORMATS and len(types) > 1:
             tables = [_as_text(t, name, _TEXT_FORMATS[kind]) for t in tables]
     table = pa.concat_tables(tables, promote_options="default")
-    return Rows(table.select([c.name for c in columns]), columns, [c for p in parts for c in p.new])
+    return Rows(table.select([c.name for c in columns]), columns)
 
 
 _TEXT_FORMATS = {"TIMESTAMPTZ": "%Y-%m-%dT%H:%M:%SZ", "DATE": "%Y-%m-%d"}

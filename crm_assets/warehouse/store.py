@@ -101,12 +101,15 @@ class TableWrite:
     # reading thread leaves the writer only DuckDB's work, which runs free of the GIL.
     rows: Rows | None = None
 
-    def converted(self, known: list[Column]) -> TableWrite:
-        """This write with its records converted for a table whose columns are `known`."""
+    def arrow(self, known: list[Column]) -> Rows:
+        """The rows as Arrow, for a table whose columns are `known`."""
         if self.rows is not None:
-            return self
-        rows = convert(self.stream, self.records, known, self.parent_ids, self.consumed_keys)
-        return replace(self, records=[], parent_ids=None, rows=rows)
+            return self.rows
+        return convert(self.stream, self.records, known, self.parent_ids, self.consumed_keys)
+
+    def converted(self, known: list[Column]) -> TableWrite:
+        """This write with its records converted, and let go of."""
+        return replace(self, records=[], parent_ids=None, rows=self.arrow(known))
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -227,8 +230,7 @@ class WarehouseSession(StateQueries, CheckQueries):
             # Conversion and staging come first, outside the transaction: a bad value fails
             # here with an error naming its record, and nothing has been written yet.
             for w in writes:
-                rows = w.converted(self.columns(w.stream)).rows
-                assert rows is not None
+                rows = w.arrow(self.columns(w.stream))
                 missing = self._missing_columns(w.stream, rows.columns)
                 prepared.append((w, missing, self._stage(w.stream, rows.table, rows.columns)))
             self._run("BEGIN TRANSACTION")

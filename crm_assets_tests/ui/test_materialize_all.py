@@ -59,7 +59,7 @@ query Backfill($id: String!) {
     ... on Error { message }
   }
   runsOrError(filter: {tags: [{key: "dagster/backfill", value: $id}]}) {
-    ... on Runs { results { runId status } }
+    ... on Runs { results { runId status startTime endTime } }
   }
 }
 """
@@ -122,6 +122,12 @@ def run_messages(server: Webserver, run_id: str) -> list[str]:
         if event.get("error"):
             messages.append(event["error"]["message"])
     return messages
+
+
+def overlapping_runs(runs: list[dict]) -> list[tuple[str, str]]:
+    """Pairs of runs whose start-to-end spans intersect."""
+    spans = sorted((r["startTime"], r["endTime"], r["runId"]) for r in runs if r["startTime"] and r["endTime"])
+    return [(a[2], b[2]) for i, a in enumerate(spans) for b in spans[i + 1:] if b[0] < a[1]]
 
 
 def test_materialize_all_through_the_webserver_with_the_daemon_succeeds_without_lock_errors(
@@ -187,10 +193,14 @@ def test_materialize_all_through_the_webserver_with_the_daemon_succeeds_without_
         daemon_log.close()
         server.stop()
 
-    print(f"Materialize all: {len(runs)} runs, finished in {seconds:.1f}s")
+    overlapping = overlapping_runs(runs)
+    print(f"Materialize all: {len(runs)} runs, finished in {seconds:.1f}s, "
+          f"{len(overlapping)} pairs of runs ran at the same time")
     assert not lock_errors, lock_errors
     assert runs and not failed, failed
     assert backfill["status"] == "COMPLETED_SUCCESS", backfill
+    # Several runs at once: the source roots' runs are launched together and share the file.
+    assert overlapping, [(r["runId"], r["startTime"], r["endTime"]) for r in runs]
     for node in nodes:
         if not node["isMaterializable"]:
             continue
