@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from crm_assets.catalog import Stream
+from crm_assets.warehouse.page_arrow import subset
 from crm_assets.warehouse.records import RecordError, record_label
 from crm_assets.warehouse.store import TableWrite
 
@@ -104,9 +105,9 @@ def in_window(
         else:
             inside = (start is None or value >= start) and value < end
         if inside:
-            kept.append(record)
+            kept.append(i)
             if value is not None:
                 stats.saw(value)
         else:
             stats.outside_window += 1
-    return kept
+    return subset(records, kept)

@@ -36,6 +36,7 @@ import requests
 from crm_assets.sources.errors import FatalSourceError, SourceError
 from crm_assets.sources.paging import Page, Paginator
 from crm_assets.sources.redaction import Redactor
+from crm_assets.warehouse.page_arrow import parse_page
 
 MAX_RETRY_AFTER_SECONDS = 900.0
 QUOTED_BODY_CHARS = 200
@@ -188,7 +189,7 @@ class JsonHttp:
             ) from None
         if not isinstance(body, dict):
             raise self.failure(f"{where}: expected a JSON object, got {type(body).__name__}")
-        return body
+        return JsonObject(body, resp.content)
 
     def failure(self, message: str, status: int | None = None, *, fatal: bool = False) -> SourceError:
         """The error to raise for `message`, redacted; `fatal` when no retry or table can succeed."""
@@ -246,6 +247,15 @@ class SourceSession:
         self.close()
 
 
+class JsonObject(dict):
+    """An answer's JSON object, with the bytes it was parsed from (read again, off the GIL, by
+    Arrow's JSON reader: :mod:`crm_assets.warehouse.page_arrow`)."""
+
+    def __init__(self, parsed: dict[str, Any], raw: bytes):
+        super().__init__(parsed)
+        self.raw = raw
+
+
 _DONE = object()
 
 
@@ -267,6 +277,8 @@ def read_ahead_pages(pages: Iterator[Page]) -> Iterator[Page]:
     def produce() -> None:
         try:
             for page in pages:
+                if page.raw:  # typed here, beside the consumer's work on the page before
+                    page.records, page.raw = parse_page(page.raw, page.envelope, page.records), None
                 if not hand_over(page):
                     return
             hand_over(_DONE)

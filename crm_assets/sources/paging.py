@@ -46,6 +46,9 @@ class Page:
     total_entries: int | None = None
     # 1 for the first read of a listing; 2 and up when a listing is read again.
     pass_number: int = 1
+    # The answer's bytes and the key of its records, for reading them again as Arrow.
+    raw: bytes | None = None
+    envelope: str = ""
 
 
 class Paginator(Protocol):
@@ -111,7 +114,7 @@ class NextLink:
                 announced, announced_pages = total, _announced_pages(body, self.per_page)
             if self.reread_on_shortfall:
                 ids.add_page(records)
-            yield Page(records, total, number)
+            yield Page(records, total, number, getattr(body, "raw", None), self.envelope)
             url, params = (body.get("links") or {}).get("next"), None
             if url and announced_pages is not None and pages >= announced_pages + self.extra_pages:
                 raise report.failure(
@@ -144,7 +147,7 @@ class MoreRecords:
             if not body:  # 204 / 304: nothing (more) here
                 return
             records = envelope_records(body, self.envelope, where, report)
-            yield Page(records)
+            yield Page(records, raw=getattr(body, "raw", None), envelope=self.envelope)
             info = body.get("info") or {}
             # An empty page that still says more_records is followed (bounded by max_pages).
             if not self.paged or not info.get("more_records"):

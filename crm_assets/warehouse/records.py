@@ -105,7 +105,7 @@ def find_unknown_columns(
         for f in t:
             sub = node.get(f.name, ...)
             if sub is ...:
-                add((*prefix, f.name), pa.types.is_string(f.type) or pa.types.is_null(f.type))
+                add((*prefix, f.name), _is_text(f.type))
             elif isinstance(sub, dict) and pa.types.is_struct(f.type):
                 walk_type(f.type, sub, (*prefix, f.name))
 
@@ -189,6 +189,8 @@ def _fit(array: pa.Array | None, column_type: str) -> pa.Array | None:
         array = array.combine_chunks()
     if pa.types.is_null(t):
         return pa.nulls(len(array), parsed.get(column_type, target))
+    if pa.types.is_timestamp(t):  # text that Arrow's JSON reader parsed, already in UTC
+        return _from_timestamps(array, column_type)
     if column_type in parsed:
         if not pa.types.is_string(t):
             return None
@@ -205,6 +207,29 @@ def _fit(array: pa.Array | None, column_type: str) -> pa.Array | None:
         return array.cast(target, safe=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
+
+
+def _is_text(t: pa.DataType) -> bool:
+    """Text in the JSON: strings, nulls, or timestamps that Arrow's JSON reader parsed."""
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_null(t) or pa.types.is_timestamp(t)
+
+
+def _from_timestamps(array: pa.Array, column_type: str) -> pa.Array | None:
+    """Parsed timestamps for a TIMESTAMPTZ column, or a DATE column when each is a midnight;
+    None (the records' own text) for any other column, the original text being what it stores."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    parsed = _parsed_types()
+    if column_type == "TIMESTAMPTZ":
+        return array.cast(pa.timestamp(array.type.unit)).cast(parsed["TIMESTAMPTZ"])
+    if column_type == "DATE":
+        dates = array.cast(pa.timestamp("s")).cast(pa.date32())
+        if pc.all(pc.equal(dates.cast(pa.timestamp("s")), array.cast(pa.timestamp("s")))).as_py() is not False:
+            return dates
+    return None
 
 
 def _scalar_fits(t: pa.DataType, column_type: str) -> bool:
@@ -301,7 +326,9 @@ def convert(
     """`records` as Arrow for a table whose columns are `known`; keys the table lacks become
     new columns (when the stream keeps unknown fields), added to `known` so that the next
     page of the same load converts them the same way."""
-    inferred = infer(records)
+    inferred = getattr(records, "arrow", None)  # read from the page's bytes (page_arrow)
+    if inferred is None:
+        inferred = infer(records)
     if stream.keep_unknown_fields:
         tree = known_keys(stream, consumed_keys)
         known.extend(find_unknown_columns(records, tree, {c.name for c in known}, inferred))

@@ -27,6 +27,7 @@ from crm_assets.catalog import Catalog, Stream
 from crm_assets.sources.family import Batch, FamilyStats, parse_timestamp
 from crm_assets.sources.family_reader import FamilyReader
 from crm_assets.sources.harvest.client import HarvestSession
+from crm_assets.warehouse.page_arrow import subset
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Exactly the form above, the one that compares correctly as text.
@@ -141,14 +142,14 @@ class HarvestReader(FamilyReader):
         kept, newest = [], ""
         harvest_form = _HARVEST_TIMESTAMP.fullmatch
         for i, r in enumerate(records):
-            value = r.get(key) if type(r) is dict else None
+            value = r.get(key) if isinstance(r, dict) else None
             if type(value) is not str or not harvest_form(value):
                 value = format_timestamp(parse_timestamp(stream, key, r, i))  # type: ignore[arg-type]
             if lo <= value < hi:
-                kept.append(r)
+                kept.append(i)
                 if value > newest:
                     newest = value
-        return kept, newest
+        return subset(records, kept), newest
 
 
 def _dig(record: Any, path: tuple[str, ...]) -> Any:
