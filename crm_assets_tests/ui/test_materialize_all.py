@@ -6,7 +6,8 @@ whose sources start yesterday (so the partitions are few), and a fresh warehouse
 sends the webserver what the UI's "Materialize all" sends when the selection holds partitioned
 assets: `launchPartitionBackfill` with `allPartitions: true` over every materializable asset
 (Harvest and Zoho tables, the marts, the Salesforce and Zoho CRM syncs), an asset backfill the
-daemon turns into runs, several at once under the default multiprocess executor. No browser
+daemon turns into runs under the default multiprocess executor, while a second backfill (today's
+Harvest partition) runs beside it: the test asserts that runs overlapped in time. No browser
 needed: everything goes through the webserver's GraphQL API.
 """
 
@@ -163,18 +164,25 @@ def test_materialize_all_through_the_webserver_with_the_daemon_succeeds_without_
             "assetSelection": selection, "allPartitions": True,
         }})["launchPartitionBackfill"]
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
-        backfill_id = launched["backfillId"]
+        # A second user refreshes today's Harvest partition meanwhile: its run and the
+        # backfill's runs share the warehouse file at the same time.
+        today = server.graphql(LAUNCH_BACKFILL, {"backfillParams": {
+            "assetSelection": [key for key in selection if key["path"][0] == "harvest"],
+            "partitionNames": [datetime.now(UTC).date().isoformat()],
+        }})["launchPartitionBackfill"]
+        assert today["__typename"] == "LaunchBackfillSuccess", today
+        backfill_ids = [launched["backfillId"], today["backfillId"]]
 
         began = time.monotonic()
         while True:
-            answer = server.graphql(BACKFILL_QUERY, {"id": backfill_id})
-            backfill = answer["partitionBackfillOrError"]
-            runs = answer["runsOrError"]["results"]
-            if backfill.get("status") in FINISHED and all(r["status"] in RUN_FINISHED for r in runs):
+            answers = [server.graphql(BACKFILL_QUERY, {"id": i}) for i in backfill_ids]
+            backfills = [a["partitionBackfillOrError"] for a in answers]
+            runs = [r for a in answers for r in a["runsOrError"]["results"]]
+            if all(b.get("status") in FINISHED for b in backfills) and all(r["status"] in RUN_FINISHED for r in runs):
                 break
             assert daemon.poll() is None, f"dagster-daemon exited:\n{daemon_output(tmp_path)}"
             assert time.monotonic() - began < FINISH_TIMEOUT_SECONDS, (
-                f"backfill not finished in {FINISH_TIMEOUT_SECONDS}s: {backfill}, runs {runs}\n"
+                f"backfills not finished in {FINISH_TIMEOUT_SECONDS}s: {backfills}, runs {runs}\n"
                 f"{daemon_output(tmp_path)}"
             )
             time.sleep(1)
@@ -198,8 +206,8 @@ def test_materialize_all_through_the_webserver_with_the_daemon_succeeds_without_
           f"{len(overlapping)} pairs of runs ran at the same time")
     assert not lock_errors, lock_errors
     assert runs and not failed, failed
-    assert backfill["status"] == "COMPLETED_SUCCESS", backfill
-    # Several runs at once: the source roots' runs are launched together and share the file.
+    assert all(b["status"] == "COMPLETED_SUCCESS" for b in backfills), backfills
+    # Several runs at once, through the daemon's queue, sharing the warehouse file.
     assert overlapping, [(r["runId"], r["startTime"], r["endTime"]) for r in runs]
     for node in nodes:
         if not node["isMaterializable"]:
