@@ -16,6 +16,7 @@ ran, sampled every 20 ms: the rest of the run is Dagster recording its events), 
 of each baseline's rate, for the whole Dagster run (which includes Dagster recording one
 materialization per day and table) and for the sync step alone (fetch, convert, write).
 Figures are printed, never asserted.
+"""
 
 from __future__ import annotations
 
