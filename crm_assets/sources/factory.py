@@ -29,7 +29,8 @@ from crm_assets.sources.checks import api_totals, check_specs, evaluate_checks
 from crm_assets.sources.errors import FatalSourceError
 from crm_assets.sources.family import Batch, FamilyStats, SourceReader
 from crm_assets.warehouse.records import concat
-from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
+from crm_assets.warehouse.store import Warehouse, WarehouseSession
+from crm_assets.warehouse.table_write import TableWrite, WriteCounts
 from crm_assets.warehouse.writer import BatchWriter, BriefSessions
 
 OWNERS = ["team:data-platform"]

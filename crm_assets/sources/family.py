@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from crm_assets.catalog import Stream
 from crm_assets.warehouse.page_arrow import subset
 from crm_assets.warehouse.records import RecordError, record_label
-from crm_assets.warehouse.store import TableWrite
+from crm_assets.warehouse.table_write import TableWrite
 
 # RFC 3339 date-times: `Z` or a `±HH:MM` offset, optional fractional seconds.
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")

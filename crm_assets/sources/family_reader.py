@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from crm_assets.catalog import Catalog, Stream
 from crm_assets.sources.family import Batch, FamilyStats, in_window
 from crm_assets.warehouse.records import RecordError, record_label
-from crm_assets.warehouse.store import TableWrite
+from crm_assets.warehouse.table_write import TableWrite
 
 
 class Session(Protocol):

@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from crm_assets.warehouse.store import TableWrite, Warehouse, WarehouseSession, WriteCounts
+from crm_assets.warehouse.store import Warehouse, WarehouseSession
+from crm_assets.warehouse.table_write import TableWrite, WriteCounts
 
 # Longer than the file lock's polling interval, so a waiting process gets the lock.
 YIELD_SECONDS = 0.2

@@ -16,7 +16,8 @@ from dagster_duckdb import DuckDBResource
 
 from crm_assets.catalog import parse_catalog
 from crm_assets.warehouse.records import concat
-from crm_assets.warehouse.store import TableWrite, Warehouse, WriteCounts
+from crm_assets.warehouse.store import Warehouse
+from crm_assets.warehouse.table_write import TableWrite, WriteCounts
 
 STREAM = parse_catalog(
     {

@@ -21,13 +21,8 @@ from dagster_duckdb import DuckDBResource
 from crm_assets.catalog import parse_catalog
 from crm_assets.sources.harvest import harvest_catalog
 from crm_assets.warehouse.records import RecordError
-from crm_assets.warehouse.store import (
-    SnapshotShrinkError,
-    TableWrite,
-    Warehouse,
-    WarehouseSession,
-    WriteCounts,
-)
+from crm_assets.warehouse.store import SnapshotShrinkError, Warehouse, WarehouseSession
+from crm_assets.warehouse.table_write import TableWrite, WriteCounts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
