@@ -30,7 +30,6 @@ COLUMN_TYPES = frozenset(
     {"BIGINT", "DOUBLE", "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMPTZ", "JSON"}
     | {"BIGINT[]", "DOUBLE[]", "VARCHAR[]"}
 )
-_EMPTY: dict[str, Any] = {}
 
 
 @cache
