@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,9 +17,8 @@ import dagster as dg
 import pytest
 
 from crm_assets_tests.conftest import harvest_assets_from, harvest_resources, materialize_harvest
-from crm_assets_tests.ui.webserver import Webserver
+from crm_assets_tests.ui.webserver import ROOT, Webserver, project_environment
 
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "ui"
 CHROMIUM = "/usr/bin/chromium"
 # No GPU, no sandbox (root in CI), and none of Chromium's own network traffic, which this
@@ -67,25 +65,14 @@ def dagster_ui(sandbox, tmp_path_factory) -> Iterator[LoadedUI]:
     over both with the sandbox's environment, its sources starting a week ago; the webserver
     boots while the run runs."""
     tmp = tmp_path_factory.mktemp("dagster_ui")
-    home = tmp / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-    # The UI's welcome pop-up covers the page until dismissed; dismissing writes this file.
-    (home / ".nux").mkdir()
-    (home / ".nux" / "nux.yaml").write_text("seen: 1\n")
-    duckdb_path = tmp / "crm.duckdb"
     today = datetime.now(UTC).date()
     start_date = (today - timedelta(days=PARTITION_DAYS - 1)).isoformat()
     days = [(today - timedelta(days=n)).isoformat() for n in reversed(range(LOADED_DAYS))]
-    env = {
-        **os.environ,
-        **sandbox.env,
-        "HARVEST_START_DATE": start_date,
-        "ZOHO_START_DATE": start_date,
-        "DAGSTER_HOME": str(home),
-        "CRM_ASSETS_DUCKDB_PATH": str(duckdb_path),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    env = project_environment(tmp, sandbox.env, start_date)
+    home, duckdb_path = Path(env["DAGSTER_HOME"]), Path(env["CRM_ASSETS_DUCKDB_PATH"])
+    # The UI's welcome pop-up covers the page until dismissed; dismissing writes this file.
+    (home / ".nux").mkdir()
+    (home / ".nux" / "nux.yaml").write_text("seen: 1\n")
     server = Webserver("crm_assets.definitions", cwd=ROOT, env=env, log_path=tmp / "webserver.log")
     try:
         with dg.DagsterInstance.from_config(str(home)) as instance:

@@ -14,7 +14,6 @@ needed: everything goes through the webserver's GraphQL API.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -28,9 +27,8 @@ import pytest
 
 from crm_assets.sandbox import SandboxProcess
 from crm_assets_tests.harvest_truth import assert_table_matches, expected_rows
-from crm_assets_tests.ui.webserver import BIN, Webserver
+from crm_assets_tests.ui.webserver import BIN, ROOT, Webserver, project_environment
 
-ROOT = Path(__file__).resolve().parents[2]
 FINISH_TIMEOUT_SECONDS = 360  # measured 150-210 s on a loaded 2-core machine
 STOP_TIMEOUT_SECONDS = 3.0
 LOCK_ERRORS = ("Could not set lock", "Conflicting lock")
@@ -134,20 +132,9 @@ def overlapping_runs(runs: list[dict]) -> list[tuple[str, str]]:
 def test_materialize_all_through_the_webserver_with_the_daemon_succeeds_without_lock_errors(
     small_account, tmp_path
 ):
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
-    warehouse = tmp_path / "crm.duckdb"
     yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
-    env = {
-        **os.environ,
-        **small_account.env,
-        "HARVEST_START_DATE": yesterday,
-        "ZOHO_START_DATE": yesterday,
-        "DAGSTER_HOME": str(home),
-        "CRM_ASSETS_DUCKDB_PATH": str(warehouse),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
+    env = project_environment(tmp_path, small_account.env, yesterday)
+    home, warehouse = Path(env["DAGSTER_HOME"]), Path(env["CRM_ASSETS_DUCKDB_PATH"])
     # The instance's storage created once, before two processes would both create it.
     with dg.DagsterInstance.from_config(str(home)):
         pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 120.0
 STOP_TIMEOUT_SECONDS = 3.0
 
@@ -25,6 +27,24 @@ LOCATIONS_QUERY = """
 { workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
     locationOrLoadError { __typename ... on PythonError { message } } } } } }
 """
+
+
+def project_environment(tmp: Path, sandbox_env: Mapping[str, str], start_date: str) -> dict[str, str]:
+    """The environment of a fresh project under `tmp`: a DAGSTER_HOME holding a copy of the
+    shipped dagster.yaml, a new warehouse file, the sandbox's variables and both sources'
+    start date."""
+    home = tmp / "dagster_home"
+    home.mkdir()
+    shutil.copyfile(ROOT / "dagster.yaml", home / "dagster.yaml")
+    return {
+        **os.environ,
+        **sandbox_env,
+        "HARVEST_START_DATE": start_date,
+        "ZOHO_START_DATE": start_date,
+        "DAGSTER_HOME": str(home),
+        "CRM_ASSETS_DUCKDB_PATH": str(tmp / "crm.duckdb"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
 
 
 def free_port() -> int:
