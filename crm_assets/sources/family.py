@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from crm_assets.catalog import Stream
-from crm_assets.warehouse.page_arrow import subset
+from crm_assets.warehouse.page_arrow import subset, window_mask
 from crm_assets.warehouse.records import RecordError, record_label
 from crm_assets.warehouse.table_write import TableWrite
 
@@ -97,6 +97,13 @@ def in_window(
 ) -> list[Any]:
     """The records whose replication key is in [start, end) (no start: everything before
     `end`, null keys included); counts the others and the newest key kept in `stats`."""
+    typed = window_mask(records, str(stream.replication_key), start, end)
+    if typed is not None:
+        kept, newest = typed
+        stats.outside_window += len(records) - len(kept)
+        if newest is not None:
+            stats.saw(newest.replace(tzinfo=UTC))
+        return subset(records, kept)
     kept = []
     for i, record in enumerate(records):
         value = parse_timestamp(stream, str(stream.replication_key), record, i)

@@ -14,12 +14,13 @@ own: its listing calls, its change filter, and any extra pass (:meth:`FamilyRead
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from crm_assets.catalog import Catalog, Stream
 from crm_assets.sources.family import Batch, FamilyStats, in_window
+from crm_assets.warehouse.page_arrow import ids_of, nested_records, versions_of
 from crm_assets.warehouse.records import RecordError, record_label
 from crm_assets.warehouse.table_write import TableWrite
 
@@ -135,7 +136,9 @@ class FamilyReader:
         `versions` stands for the records' replication keys as the version of their children."""
         root_ids = record_ids(root, records)
         if versions is None and root.replication_key:
-            versions = [r.get(root.replication_key) for r in records]
+            versions = versions_of(records, root.replication_key)
+            if versions is None:
+                versions = [r.get(root.replication_key) for r in records]
         rows: dict[str, tuple[list[Any], list[Any]]] = {root.name: (records, root_ids)}
         for child in needed:
             parent_rows, parent_roots = rows[str(child.parent)]
@@ -173,8 +176,12 @@ class FamilyReader:
         return out, out_roots
 
 
-def _derive(child: Stream, parents: list[Any], roots: list[Any]) -> tuple[list, list]:
+def _derive(child: Stream, parents: list[Any], roots: list[Any]) -> tuple[Sequence[Any], list]:
     """A derived child's records out of its parents' records (a list, or one nested object)."""
+    nested = nested_records(parents, str(child.path))
+    if nested is not None:
+        children, positions = nested
+        return children, [roots[i] for i in positions]
     out, out_roots = [], []
     for i, (parent, root_id) in enumerate(zip(parents, roots)):
         value = parent.get(child.path)
@@ -194,6 +201,9 @@ def _derive(child: Stream, parents: list[Any], roots: list[Any]) -> tuple[list, 
 
 def record_ids(stream: Stream, records: list[Any]) -> list[Any]:
     """The records' ids, or an error naming the first record without one."""
+    ids = ids_of(records)
+    if ids is not None:
+        return ids
     try:
         ids = [r["id"] for r in records]
     except (KeyError, TypeError, IndexError):

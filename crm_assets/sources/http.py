@@ -36,7 +36,7 @@ import requests
 from crm_assets.sources.errors import FatalSourceError, SourceError
 from crm_assets.sources.paging import Page, Paginator
 from crm_assets.sources.redaction import Redactor
-from crm_assets.warehouse.page_arrow import parse_page
+from crm_assets.warehouse.page_arrow import read_body
 
 MAX_RETRY_AFTER_SECONDS = 900.0
 QUOTED_BODY_CHARS = 200
@@ -105,11 +105,14 @@ class JsonHttp:
         auth: Auth | None = None,
         headers: dict[str, str] | None = None,
         no_data: tuple[str, ...] = (),
+        records: str | None = None,
     ) -> dict[str, Any]:
         """The JSON object answered to `method url`, after whatever retries it takes.
 
         An empty answer (204 No Content, 304 Not Modified) and an error whose body names one
         of the `no_data` codes (a feature the account has switched off) are an empty object.
+        With `records`, the key of a listing's records, the body is read by Arrow's JSON
+        reader where it can be (:func:`~crm_assets.warehouse.page_arrow.read_body`).
         """
         policy = self.policy
         where = f"{method} {_show(url)}"
@@ -130,7 +133,7 @@ class JsonHttp:
                 where = f"{method} {_show(resp.url)}"
                 status = resp.status_code
                 if status in (200, 201):
-                    body = self._json(where, resp, target)
+                    body = self._json(where, resp, target, records)
                     if body is not None:
                         return body
                     failure, wait = f"HTTP {status} with a JSON body cut short", self._backoff(attempt)
@@ -171,10 +174,15 @@ class JsonHttp:
             resp.content  # read the whole body before the slot is given back
             return resp
 
-    def _json(self, where: str, resp: requests.Response, target: Target) -> dict[str, Any] | None:
-        """The answer's JSON object; None when a body announced as JSON does not parse (cut short
-        on the way: worth another attempt), a failure naming the URL setting when the answer is
-        not JSON at all (an HTML page: not the API)."""
+    def _json(
+        self, where: str, resp: requests.Response, target: Target, records: str | None
+    ) -> dict[str, Any] | None:
+        """The answer's JSON object (its `records` list read as Arrow where it can be); None when
+        a body announced as JSON does not parse (cut short on the way: worth another attempt), a
+        failure naming the URL setting when the answer is not JSON at all (an HTML page: not the
+        API)."""
+        if records and (typed := read_body(resp.content, records)) is not None:
+            return typed
         try:
             body = orjson.loads(resp.content)
         except orjson.JSONDecodeError:
@@ -189,7 +197,7 @@ class JsonHttp:
             ) from None
         if not isinstance(body, dict):
             raise self.failure(f"{where}: expected a JSON object, got {type(body).__name__}")
-        return JsonObject(body, resp.content)
+        return body
 
     def failure(self, message: str, status: int | None = None, *, fatal: bool = False) -> SourceError:
         """The error to raise for `message`, redacted; `fatal` when no retry or table can succeed."""
@@ -247,15 +255,6 @@ class SourceSession:
         self.close()
 
 
-class JsonObject(dict):
-    """An answer's JSON object, with the bytes it was parsed from (read again, off the GIL, by
-    Arrow's JSON reader: :mod:`crm_assets.warehouse.page_arrow`)."""
-
-    def __init__(self, parsed: dict[str, Any], raw: bytes):
-        super().__init__(parsed)
-        self.raw = raw
-
-
 _DONE = object()
 
 
@@ -277,8 +276,6 @@ def read_ahead_pages(pages: Iterator[Page]) -> Iterator[Page]:
     def produce() -> None:
         try:
             for page in pages:
-                if page.raw:  # typed here, beside the consumer's work on the page before
-                    page.records, page.raw = parse_page(page.raw, page.envelope, page.records), None
                 if not hand_over(page):
                     return
             hand_over(_DONE)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from crm_assets.sources.errors import SourceError
+from crm_assets.warehouse.page_arrow import PageRecords, ids_of
 
 log = logging.getLogger("crm_assets.sources.paging")
 
@@ -46,9 +47,6 @@ class Page:
     total_entries: int | None = None
     # 1 for the first read of a listing; 2 and up when a listing is read again.
     pass_number: int = 1
-    # The answer's bytes and the key of its records, for reading them again as Arrow.
-    raw: bytes | None = None
-    envelope: str = ""
 
 
 class Paginator(Protocol):
@@ -60,7 +58,7 @@ class Paginator(Protocol):
 
 def envelope_records(body: dict[str, Any], envelope: str, where: str, report: Report) -> list[Any]:
     records = body.get(envelope)
-    if not isinstance(records, list):
+    if not isinstance(records, list | PageRecords):
         raise report.failure(f"{where}: the response has no {envelope!r} list (keys: {sorted(body)[:10]})")
     return records
 
@@ -114,7 +112,7 @@ class NextLink:
                 announced, announced_pages = total, _announced_pages(body, self.per_page)
             if self.reread_on_shortfall:
                 ids.add_page(records)
-            yield Page(records, total, number, getattr(body, "raw", None), self.envelope)
+            yield Page(records, total, number)
             url, params = (body.get("links") or {}).get("next"), None
             if url and announced_pages is not None and pages >= announced_pages + self.extra_pages:
                 raise report.failure(
@@ -147,7 +145,7 @@ class MoreRecords:
             if not body:  # 204 / 304: nothing (more) here
                 return
             records = envelope_records(body, self.envelope, where, report)
-            yield Page(records, raw=getattr(body, "raw", None), envelope=self.envelope)
+            yield Page(records)
             info = body.get("info") or {}
             # An empty page that still says more_records is followed (bounded by max_pages).
             if not self.paged or not info.get("more_records"):
@@ -170,6 +168,10 @@ class _DistinctIds:
         self._without_id = 0
 
     def add_page(self, records: list[Any]) -> None:
+        ids = ids_of(records)
+        if ids is not None and (not ids or type(ids[0]) is int):
+            self._ints.extend(ids)  # read as Arrow's int64: every one fits
+            return
         for r in records:
             key = r.get("id") if isinstance(r, dict) else None
             if key is None:

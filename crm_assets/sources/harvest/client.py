@@ -17,6 +17,8 @@ goes through :meth:`HarvestSession.redact`.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Iterator
 from typing import Any
 
@@ -145,9 +147,10 @@ class HarvestSession(SourceSession):
         return self.oauth, Target("HARVEST_API_URL", OAUTH_API_VARIABLES)
 
 
-    def get(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """GET a JSON object from the API, retrying what is worth retrying."""
-        return self.transport.request("GET", url, self.target, params=params, auth=self.auth)
+    def get(self, url: str, params: dict[str, Any] | None = None, records: str | None = None) -> dict[str, Any]:
+        """GET a JSON object from the API, retrying what is worth retrying; `records` names a
+        listing's records, read as Arrow where they can be."""
+        return self.transport.request("GET", url, self.target, params=params, auth=self.auth, records=records)
 
     def pages(
         self,
@@ -170,4 +173,5 @@ class HarvestSession(SourceSession):
             envelope, self.config.per_page, reread_on_shortfall=pagination == "page",
             max_passes=MAX_LISTING_PASSES, extra_pages=EXTRA_PAGES,
         )
-        return self.paged(paginator, self.base + path, self.get, params, f"GET {path}", read_ahead)
+        fetch = functools.partial(self.get, records=envelope) if read_ahead else self.get
+        return self.paged(paginator, self.base + path, fetch, params, f"GET {path}", read_ahead)

@@ -27,7 +27,7 @@ from crm_assets.catalog import Catalog, Stream
 from crm_assets.sources.family import Batch, FamilyStats, parse_timestamp
 from crm_assets.sources.family_reader import FamilyReader
 from crm_assets.sources.harvest.client import HarvestSession
-from crm_assets.warehouse.page_arrow import subset
+from crm_assets.warehouse.page_arrow import subset, window_mask
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Exactly the form above, the one that compares correctly as text.
@@ -63,7 +63,7 @@ class HarvestReader(FamilyReader):
     def keep(
         self, stream: Stream, records: list[Any], start: datetime | None, end: datetime, stats: FamilyStats
     ) -> list[Any]:
-        kept, newest = self._in_window(stream, records, *_text_window(start, end))
+        kept, newest = in_text_window(stream, records, *_text_window(start, end))
         stats.outside_window += len(records) - len(kept)
         if newest:
             stats.saw(_parse(newest))
@@ -105,7 +105,7 @@ class HarvestReader(FamilyReader):
         family = list(self.catalog.family(child.name))
         members_wanted = wanted & {s.name for s in family}
         for page in self._pages(trigger, self._since(trigger, start), stats):
-            kept, _ = self._in_window(trigger, page, *window)
+            kept, _ = in_text_window(trigger, page, *window)
             parent_ids = []
             for record in kept:
                 parent_id = _dig(record, id_path)
@@ -132,24 +132,30 @@ class HarvestReader(FamilyReader):
             stats.count(stream.name, pages=1, fetched=len(page.records))
             yield page.records
 
-    def _in_window(self, stream: Stream, records: list[Any], lo: str, hi: str) -> tuple[list[Any], str]:
-        """The records whose replication key is in [lo, hi), and the newest such key.
 
-        Keys are compared as text in Harvest's fixed ``YYYY-MM-DDTHH:MM:SSZ`` form, which
-        sorts like the instants it names; any other form is normalised to it first.
-        """
-        key = stream.replication_key
-        kept, newest = [], ""
-        harvest_form = _HARVEST_TIMESTAMP.fullmatch
-        for i, r in enumerate(records):
-            value = r.get(key) if isinstance(r, dict) else None
-            if type(value) is not str or not harvest_form(value):
-                value = format_timestamp(parse_timestamp(stream, key, r, i))  # type: ignore[arg-type]
-            if lo <= value < hi:
-                kept.append(i)
-                if value > newest:
-                    newest = value
-        return subset(records, kept), newest
+def in_text_window(stream: Stream, records: list[Any], lo: str, hi: str) -> tuple[list[Any], str]:
+    """The records whose replication key is in [lo, hi), and the newest such key.
+
+    Keys the page's Arrow array holds as second-precision timestamps are compared as
+    instants there; otherwise as text in Harvest's fixed ``YYYY-MM-DDTHH:MM:SSZ`` form, which
+    sorts like the instants it names (any other form is normalised to it first).
+    """
+    key = str(stream.replication_key)
+    typed = window_mask(records, key, _parse(lo) if lo else None, _parse(hi))
+    if typed is not None:
+        kept, newest_at = typed
+        return subset(records, kept), (newest_at.strftime(TIMESTAMP_FORMAT) if newest_at else "")
+    kept, newest = [], ""
+    harvest_form = _HARVEST_TIMESTAMP.fullmatch
+    for i, r in enumerate(records):
+        value = r.get(key) if isinstance(r, dict) else None
+        if type(value) is not str or not harvest_form(value):
+            value = format_timestamp(parse_timestamp(stream, key, r, i))  # type: ignore[arg-type]
+        if lo <= value < hi:
+            kept.append(i)
+            if value > newest:
+                newest = value
+    return subset(records, kept), newest
 
 
 def _dig(record: Any, path: tuple[str, ...]) -> Any:

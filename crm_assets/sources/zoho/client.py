@@ -139,7 +139,8 @@ class ZohoSession(SourceSession):
 
         def fetch(url: str, query: dict[str, Any] | None) -> dict[str, Any]:
             return self.transport.request(
-                "GET", url, API_TARGET, params=query, auth=self.oauth, headers=sent, no_data=stream.no_data_errors
+                "GET", url, API_TARGET, params=query, auth=self.oauth, headers=sent, no_data=stream.no_data_errors,
+                records=str(stream.envelope) if read_ahead else None,
             )
 
         paginator = MoreRecords(str(stream.envelope), self.config.per_page, paged=stream.pagination == "page",
