@@ -28,6 +28,7 @@ from crm_assets.catalog import Catalog, Column, Stream
 from crm_assets.sources.checks import api_totals, check_specs, evaluate_checks
 from crm_assets.sources.errors import FatalSourceError
 from crm_assets.sources.family import Batch, FamilyStats, SourceReader
+from crm_assets.warehouse.page_arrow import use_system_allocator
 from crm_assets.warehouse.records import concat
 from crm_assets.warehouse.store import Warehouse, WarehouseSession
 from crm_assets.warehouse.table_write import TableWrite, WriteCounts
@@ -167,6 +168,7 @@ def _materialize(
     The warehouse is opened (locked) only for each write and for the queries after it, never
     while the API is read, so other runs' steps interleave with a long backfill.
     """
+    use_system_allocator()
     start, end = context.partition_time_window
     window = (None if start <= first_day else start, end)
     wanted = {key.path[-1] for key in context.selected_asset_keys}

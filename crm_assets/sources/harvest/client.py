@@ -18,7 +18,6 @@ goes through :meth:`HarvestSession.redact`.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Iterator
 from typing import Any
 
