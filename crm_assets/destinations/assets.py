@@ -104,14 +104,18 @@ def build_sync_asset(spec: SyncSpec, upstream_syncs: Sequence[dg.AssetKey] = ())
             run_sync,
         )
 
+        from crm_assets.destinations.journal import journal_directory
+
         resource = getattr(context.resources, spec.destination)
+        warehouse = context.resources.warehouse
         try:
             counts = run_sync(
                 spec,
-                context.resources.warehouse.session,
+                warehouse.session,
                 lambda s: OPENERS[spec.destination](resource, s),
                 context.run.run_id,
                 log=context.log.info,
+                journal_dir=journal_directory(warehouse.duckdb.database),
             )
         except (PushFailure, ValueError) as exc:
             # Worded for the operator and redacted: shown as the run's one-line failure.

@@ -5,12 +5,15 @@ reports one :class:`RowResult` per row, saying whether a failure is worth retryi
 module does the rest: it streams the changed rows from the spool in batches of the sync's
 size, sends a window of batches at a time, sends again only the rows whose failure was
 transient (after ``retry_initial_delay`` seconds, doubling each time, ``retry_limit`` times),
-and writes every row's final outcome to a spool of its own that the warehouse records at the
+and writes every row's final outcome to the run's journal, which the warehouse records at the
 end, even when the run fails half-way, so that no result is lost.
 
 A call the destination refuses outright (a configuration error, a non-retryable answer) stops
 the run, but only after the results of the window's other calls are written: an insert that
 succeeded and was not recorded would be sent again next run, a duplicate record in the org.
+For the same reason the outcomes go to the sync's journal as they are learned, with an append's
+accepted batches, and a run first finishes what a killed one left (:mod:`.journal`); sending
+is :mod:`.pushing`.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.tracking import HASH_COLUMN, KEY_COLUMN, SyncTracking
-from crm_assets.destinations.values import convert_record, encode_record
+from crm_assets.destinations.values import convert_record
+
+if TYPE_CHECKING:
+    from crm_assets.destinations.journal import PushJournal
 
 # Batches sent before their results are awaited: bounds memory and the rows a crash can strand.
 BATCHES_IN_FLIGHT = 10
@@ -44,6 +50,9 @@ class RowResult:
     message: str | None = None
     transient: bool = False
 
+
+# A writer's note that the batch at an index was accepted, with a handle to read its results later.
+Accepted = Callable[[int, dict], None]
 
 # What a destination answers for one batch: a result per row, in order, or the exception that
 # refused the batch's call (none of its rows was written).
@@ -79,9 +88,16 @@ class Destination(Protocol):
     def existing_ids(self, spec: SyncSpec) -> Iterator[str]:
         """Ids of every record of the object (truncate mode deletes them)."""
 
-    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[BatchAnswer]:
+    def send(
+        self, spec: SyncSpec, operation: str, batches: list[list[dict]], accepted: Accepted | None = None
+    ) -> list[BatchAnswer]:
         """One attempt at `batches`: an answer for every batch, in order. A batch not sent because
-        another was refused carries that refusal; raising refuses the whole window."""
+        another was refused carries that refusal; raising refuses the whole window. A writer
+        whose batches are accepted before they are done calls `accepted(index, handle)` then."""
+
+    def recover(self, spec: SyncSpec, handle: dict, rows: int) -> BatchAnswer:
+        """The answer for a batch an earlier run's writer accepted (`handle`, of `rows` rows),
+        waiting for it to be done; only for writers that call `accepted`."""
 
     def redact(self, text: object) -> str: ...
 
@@ -145,55 +161,71 @@ def run_sync(
     run_id: str,
     log: Callable[[str], None] = lambda _: None,
     sleep: Callable[[float], None] = time.sleep,
+    journal_dir: Path | None = None,
 ) -> SyncCounts:
     """Read the changed rows, push them, record the outcomes; three short warehouse visits.
 
     `session_factory` opens a warehouse session (the DuckDB writer lock is held only inside it).
-    Raises :class:`PushFailure` after recording outcomes when rows still fail transiently.
+    Outcomes are journaled in `journal_dir` as they are learned (:mod:`.journal`), and what a
+    killed run left there is recorded first. Raises :class:`PushFailure` after recording
+    outcomes when rows still fail transiently.
     """
-    import pyarrow as pa  # here, not at the top: loading the code location imports this module
-
-    from crm_assets.destinations.tracking import OUTCOME_SCHEMA
+    from crm_assets.destinations.journal import PushJournal, recover_leftovers
 
     started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix=f"sync-{spec.name}-") as tmp, \
+            PushJournal(journal_dir or Path(tmp), spec.name, run_id) as journal:
+        recover_leftovers(spec, journal, session_factory, open_destination, log)
+        return _run(spec, session_factory, open_destination, run_id, log, sleep, journal, Path(tmp), started)
+
+
+def _run(
+    spec: SyncSpec,
+    session_factory: Callable[[], contextlib.AbstractContextManager],
+    open_destination: Callable[[SyncSpec], contextlib.AbstractContextManager[Destination]],
+    run_id: str,
+    log: Callable[[str], None],
+    sleep: Callable[[float], None],
+    journal: PushJournal,
+    tmp: Path,
+    started: float,
+) -> SyncCounts:
+    import pyarrow as pa  # here, not at the top: loading the code location imports this module
+
+    from crm_assets.destinations.pushing import Pusher, truncate
+    from crm_assets.destinations.tracking import OUTCOME_SCHEMA
+
     counts = SyncCounts()
-    with tempfile.TemporaryDirectory(prefix=f"sync-{spec.name}-") as tmp:
-        spool, outcome_path = Path(tmp) / "rows.arrow", Path(tmp) / "outcomes.arrow"
-        with session_factory() as session:
-            read = SyncTracking(session.conn).read_changes(spec, run_id, spool, spec.batch_size)
-        counts.selected, counts.unchanged, counts.sent = read.selected, read.unchanged, read.to_send
-        counts.rejected = read.null_keys
-        if read.to_send == 0 and spec.mode != "truncate":
-            log(f"{spec.name}: {read.selected} rows selected, none changed since the last push")
-            counts.seconds = time.monotonic() - started
-            return counts
-        failure: BaseException | None = None
-        redact: Callable[[object], str] = str
-        with pa.OSFile(str(outcome_path), "wb") as sink, pa.ipc.new_file(sink, OUTCOME_SCHEMA) as outcomes:
-            try:
-                with open_destination(spec) as destination:
-                    redact = destination.redact
-                    try:
-                        fields = destination.preflight(spec, read.columns, read.types)
-                        log(f"{spec.name}: {read.selected} rows selected, {read.to_send} to send")
-                        if spec.mode == "truncate":
-                            counts.deleted = _truncate(spec, destination, counts, sleep)
-                        pusher = _Pusher(spec, destination, counts, outcomes, sleep)
-                        for window in _windows(_rows(spool, fields, spec.batch_size)):
-                            pusher.push(window)
-                    finally:
-                        counts.api_calls, counts.batches = destination.api_calls, destination.batches
-            except BaseException as exc:  # noqa: BLE001 - outcomes are recorded, then it is raised
-                failure = exc
-        with session_factory() as session, pa.memory_map(str(outcome_path)) as source:
-            reader = pa.ipc.open_file(source)
-            SyncTracking(session.conn).record_outcomes(
-                spec,
-                run_id,
-                pa.RecordBatchReader.from_batches(
-                    OUTCOME_SCHEMA, (reader.get_batch(i) for i in range(reader.num_record_batches))
-                ),
-            )
+    spool = tmp / "rows.arrow"
+    with session_factory() as session:
+        read = SyncTracking(session.conn).read_changes(spec, run_id, spool, spec.batch_size)
+    counts.selected, counts.unchanged, counts.sent = read.selected, read.unchanged, read.to_send
+    counts.rejected = read.null_keys
+    if read.to_send == 0 and spec.mode != "truncate":
+        log(f"{spec.name}: {read.selected} rows selected, none changed since the last push")
+        counts.seconds = time.monotonic() - started
+        return counts
+    failure: BaseException | None = None
+    redact: Callable[[object], str] = str
+    with journal.outcome_writer(OUTCOME_SCHEMA) as outcomes:
+        try:
+            with open_destination(spec) as destination:
+                redact = destination.redact
+                try:
+                    fields = destination.preflight(spec, read.columns, read.types)
+                    log(f"{spec.name}: {read.selected} rows selected, {read.to_send} to send")
+                    if spec.mode == "truncate":
+                        counts.deleted = truncate(spec, destination, counts, sleep)
+                    pusher = Pusher(spec, destination, counts, outcomes, sleep, journal)
+                    for window in _windows(_rows(spool, fields, spec.batch_size)):
+                        pusher.push(window)
+                finally:
+                    counts.api_calls, counts.batches = destination.api_calls, destination.batches
+        except BaseException as exc:  # noqa: BLE001 - outcomes are recorded, then it is raised
+            failure = exc
+    with session_factory() as session, pa.memory_map(str(journal.outcomes_path)) as source:
+        SyncTracking(session.conn).record_outcomes(spec, run_id, pa.ipc.open_stream(source))
+    journal.finish(resolved=not journal.current().unresolved())
     counts.seconds = time.monotonic() - started
     if isinstance(failure, PushFailure) and failure.counts is None:
         failure.counts = counts
@@ -267,129 +299,3 @@ def send_each(
         return [attempt(batch) for batch in batches]
     with ThreadPoolExecutor(min(workers, len(batches)), thread_name_prefix=name) as pool:
         return list(pool.map(attempt, batches))
-
-
-def _with_retries(
-    spec: SyncSpec,
-    destination: Destination,
-    operation: str,
-    rows: list[list[_Row]],
-    counts: SyncCounts,
-    sleep: Callable[[float], None],
-) -> tuple[list[tuple[_Row, RowResult]], Exception | None]:
-    """Send `rows`; rows that fail transiently are sent again, and only they, with backoff.
-
-    A refused call ends the attempts: the results known so far come back with the first
-    refusal (the refused batches' rows, never written, have none), for the caller to record
-    before it raises the refusal; rows still failing transiently are final failures then.
-    """
-    final: list[tuple[_Row, RowResult]] = []
-    pending = rows
-    delay = spec.retry_initial_delay
-    for attempt in range(spec.retry_limit + 1):
-        try:
-            answers = destination.send(spec, operation, [[r.record for r in batch] for batch in pending])
-        except Exception as exc:  # noqa: BLE001 - the whole window refused; earlier attempts' results stand
-            answers = [exc] * len(pending)
-        refusal = next((answer for answer in answers if isinstance(answer, Exception)), None)
-        last = refusal is not None or attempt == spec.retry_limit
-        retry: list[_Row] = []
-        for batch, answer in zip(pending, answers, strict=True):
-            if isinstance(answer, Exception):
-                continue
-            for row, result in zip(batch, answer, strict=True):
-                if result.transient and not result.success and not last:
-                    retry.append(row)
-                else:
-                    final.append((row, result))
-        if refusal is not None or not retry:
-            return final, refusal
-        counts.retries += 1
-        sleep(delay)
-        delay *= 2
-        pending = [retry[i : i + spec.batch_size] for i in range(0, len(retry), spec.batch_size)]
-    return final, None
-
-
-class _Pusher:
-    """Sends windows of batches and writes each row's final outcome."""
-
-    def __init__(self, spec, destination, counts, outcomes, sleep):
-        self.spec, self.destination, self.counts, self.outcomes, self.sleep = (
-            spec,
-            destination,
-            counts,
-            outcomes,
-            sleep,
-        )
-        self.operation = operation_of(spec)
-
-    def push(self, window: list[list[_Row]]) -> None:
-        """Send the window and write its outcomes; then raise the refusal of any of its calls."""
-        import pyarrow as pa
-
-        from crm_assets.destinations.tracking import OUTCOME_SCHEMA
-
-        final, refusal = _with_retries(
-            self.spec, self.destination, self.operation, window, self.counts, self.sleep
-        )
-        rows = []
-        for row, result in final:
-            if result.success:
-                if result.created or self.operation == "insert":
-                    self.counts.inserted += 1
-                else:
-                    self.counts.updated += 1
-            else:
-                self.counts.rejected += 1
-                if result.transient:
-                    code = result.error_code or "TRANSIENT"
-                    self.counts.failures[code] = self.counts.failures.get(code, 0) + 1
-            rows.append(
-                {
-                    "row_key": row.key,
-                    "row_hash": row.row_hash,
-                    "success": result.success,
-                    "record_id": result.record_id,
-                    "error_code": None if result.success else result.error_code or "UNKNOWN",
-                    "message": None if result.success else self.destination.redact(result.message or ""),
-                    "record": None if result.success else encode_record(row.record).decode(),
-                }
-            )
-        self.outcomes.write_table(pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA))
-        if refusal is not None:
-            raise refusal
-
-
-def _truncate(spec: SyncSpec, destination: Destination, counts: SyncCounts, sleep) -> int:
-    """Delete every record of the object (hard delete when asked) before the insert."""
-    operation = "hardDelete" if spec.hard_delete else "delete"
-    deleted = 0
-    batch: list[_Row] = []
-    failed: list[str] = []
-
-    def flush() -> None:
-        nonlocal deleted
-        final, refusal = _with_retries(spec, destination, operation, [batch], counts, sleep)
-        for row, result in final:
-            if result.success:
-                deleted += 1
-            else:
-                failed.append(f"{row.key}: {result.error_code} {destination.redact(result.message or '')}")
-        if refusal is not None:
-            raise refusal
-
-    # Every Id is listed before the first delete, so deleting cannot disturb the paging.
-    for record_id in list(destination.existing_ids(spec)):
-        batch.append(_Row(record_id, "", {"Id": record_id}))
-        if len(batch) == spec.batch_size:
-            flush()
-            batch = []
-    if batch:
-        flush()
-    if failed:
-        raise PushFailure(
-            f"sync {spec.name}: {len(failed)} existing {spec.object} records could not be deleted, so none "
-            f"was inserted; first: {failed[0]}"
-        )
-    return deleted

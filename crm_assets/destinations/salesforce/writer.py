@@ -22,7 +22,13 @@ from simple_salesforce.bulk import SFBulkType
 from simple_salesforce.exceptions import SalesforceError, SalesforceResourceNotFound
 from simple_salesforce.util import call_salesforce
 
-from crm_assets.destinations.machinery import BatchAnswer, RowResult, SyncConfigurationError, operation_of
+from crm_assets.destinations.machinery import (
+    Accepted,
+    BatchAnswer,
+    RowResult,
+    SyncConfigurationError,
+    operation_of,
+)
 from crm_assets.destinations.salesforce.api import TRANSIENT_CODES, SalesforceApi, is_transient
 from crm_assets.destinations.salesforce.resource import SalesforceResource
 from crm_assets.destinations.specs import SyncSpec
@@ -166,10 +172,13 @@ class SalesforceDestination:
     def _bulk(self, spec: SyncSpec) -> SFBulkType:
         return getattr(self.api.client.bulk, spec.object)
 
-    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[BatchAnswer]:
+    def send(
+        self, spec: SyncSpec, operation: str, batches: list[list[dict]], accepted: Accepted | None = None
+    ) -> list[BatchAnswer]:
         """One Bulk 1.0 job holding `batches`: for each batch a result per row, in order, or the
         exception that refused it (a batch not added, and those after it, which are not sent; a
-        batch whose results cannot be read). A job refused outright raises: nothing was sent."""
+        batch whose results cannot be read). A job refused outright raises: nothing was sent.
+        Each batch added is reported to `accepted` with its job and batch ids."""
         answers: list[BatchAnswer | None] = [None] * len(batches)
         try:
             job = self.api.call(
@@ -196,12 +205,24 @@ class SalesforceDestination:
                 continue
             self.batches += 1
             in_flight[index] = info["id"]
+            if accepted is not None:
+                accepted(index, {"job": job_id, "batch": info["id"]})
         try:
-            self._await(spec, job_id, batches, in_flight, answers)
+            self._await(spec, job_id, batches, in_flight, answers, operation)
         finally:
             with contextlib.suppress(SalesforceError, requests.RequestException):
                 self.api.call(lambda sf: self._bulk(spec)._close_job(job_id))
         return [answer if answer is not None else [] for answer in answers]
+
+    def recover(self, spec: SyncSpec, handle: dict, rows: int) -> BatchAnswer:
+        """The results of a batch an earlier run added (its job is closed, so that it ends)."""
+        job_id, answers = handle["job"], [None]
+        try:
+            self._await(spec, job_id, [[{}] * rows], {0: handle["batch"]}, answers, "insert")
+        finally:
+            with contextlib.suppress(SalesforceError, requests.RequestException):
+                self.api.call(lambda sf: self._bulk(spec)._close_job(job_id))
+        return answers[0] if answers[0] is not None else RuntimeError("no answer")
 
     def _add_batch(self, spec: SyncSpec, job_id: str, records: list[dict]) -> dict[str, Any]:
         bulk = self._bulk(spec)
@@ -214,10 +235,12 @@ class SalesforceDestination:
         )
         return response.json()
 
-    def _await(self, spec, job_id, batches, in_flight, answers) -> None:
+    def _await(self, spec, job_id, batches, in_flight, answers, operation: str) -> None:
         """Poll each batch until it is done and read its results at once. A batch whose state or
         results are refused, or still running at the deadline, gets the exception as its answer,
-        so that the other batches' results are kept."""
+        so that the other batches' results are kept. One whose state or results stay unreadable
+        is sent again, except for an insert: it may be done, so its answer is the exception (the
+        journal keeps it, and the next run reads its results before sending anything)."""
         deadline = time.monotonic() + self.poll_timeout
         errors: dict[int, int] = {}
         while in_flight:
@@ -247,7 +270,7 @@ class SalesforceDestination:
                         errors[index] = errors.get(index, 0) + 1
                         if errors[index] < 3:
                             continue
-                        answers[index] = self._failed(batch, exc)
+                        answers[index] = exc if operation == "insert" else self._failed(batch, exc)
                 except RuntimeError as exc:  # results that do not match the batch
                     answers[index] = exc
                 del in_flight[index]

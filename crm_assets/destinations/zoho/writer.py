@@ -28,6 +28,7 @@ import orjson
 import requests
 
 from crm_assets.destinations.machinery import (
+    Accepted,
     BatchAnswer,
     PushFailure,
     RowResult,
@@ -90,9 +91,12 @@ class ZohoDestination:
     def existing_ids(self, spec: SyncSpec) -> Iterator[str]:
         raise PushFailure(f"sync {spec.name}: Zoho syncs do not truncate a module")
 
-    def send(self, spec: SyncSpec, operation: str, batches: list[list[dict]]) -> list[BatchAnswer]:
+    def send(
+        self, spec: SyncSpec, operation: str, batches: list[list[dict]], accepted: Accepted | None = None
+    ) -> list[BatchAnswer]:
         """One call per batch (several in flight for a parallel sync): a result per row, in
-        order, or the call's :class:`ZohoWriteRefused`."""
+        order, or the call's :class:`ZohoWriteRefused`. A call is done when it answers, so no
+        batch is ever only accepted (`accepted` is not called)."""
         workers = 1 if spec.concurrency == "serial" else PARALLEL_CALLS
         return send_each(
             lambda batch: self._send_batch(spec, operation, batch), batches, workers, f"zoho-{spec.name}"
