@@ -130,7 +130,7 @@ def run_worker(kind: str, env: dict[str, str], database: str = "", first: str = 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--time-entries", type=int, nargs="+", default=[50_000, 200_000])
+    parser.add_argument("--time-entries", type=int, nargs="+", default=[200_000, 1_000_000])
     parser.add_argument("--changes", type=int, default=1000, help="time entries changed before the incremental run")
     parser.add_argument("--worker", choices=["json", "orjson", "crm_assets"])
     parser.add_argument("--database", default="")

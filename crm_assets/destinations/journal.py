@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 JOURNAL_SUFFIX = ".sync-journal"
+ATTEMPT_SEPARATOR = "~"
 
 
 def journal_directory(database: str) -> Path | None:
@@ -55,10 +57,14 @@ def journal_directory(database: str) -> Path | None:
 class Leftover:
     """What one earlier run of the sync left in the journal."""
 
-    run_id: str
+    attempt: str  # the run's id, then the attempt's own token
     outcomes: list[dict[str, Any]]
     accepted: list[dict[str, Any]]  # {"handle": {...}, "rows": [[key, hash, record], ...]}
     files: list[Path]
+
+    @property
+    def run_id(self) -> str:
+        return self.attempt.split(ATTEMPT_SEPARATOR)[0]
 
     def unresolved(self) -> list[dict[str, Any]]:
         """Accepted batches with a row whose final outcome the run did not write."""
@@ -71,7 +77,9 @@ class PushJournal:
 
     def __init__(self, directory: Path, sync: str, run_id: str):
         self.directory = directory / _safe(sync)
-        self.run_id = _safe(run_id)
+        # One name per attempt: a step retried within its run must not take the first
+        # attempt's files for its own.
+        self.attempt = f"{_safe(run_id)}{ATTEMPT_SEPARATOR}{uuid.uuid4().hex[:8]}"
         self._lock: IO[bytes] | None = None
         self._accepted: IO[bytes] | None = None
 
@@ -89,19 +97,19 @@ class PushJournal:
 
     @property
     def outcomes_path(self) -> Path:
-        return self.directory / f"{self.run_id}.outcomes"
+        return self.directory / f"{self.attempt}.outcomes"
 
     def current(self) -> Leftover:
         """What this run has journaled so far."""
-        accepted = self.directory / f"{self.run_id}.accepted"
-        return Leftover(self.run_id, read_outcomes(self.outcomes_path), _read_accepted(accepted),
+        accepted = self.directory / f"{self.attempt}.accepted"
+        return Leftover(self.attempt, read_outcomes(self.outcomes_path), _read_accepted(accepted),
                         [self.outcomes_path, accepted])
 
     def leftovers(self) -> list[Leftover]:
         """Earlier runs' journals, oldest first."""
         runs: dict[str, list[Path]] = {}
         for file in sorted(self.directory.glob("*.outcomes")) + sorted(self.directory.glob("*.accepted")):
-            if file.stem != self.run_id:
+            if file.stem != self.attempt:
                 runs.setdefault(file.stem, []).append(file)
         found = [
             Leftover(run, read_outcomes(self.directory / f"{run}.outcomes"),
@@ -122,7 +130,7 @@ class PushJournal:
         """Note a batch the destination accepted: its handle and its rows (key, hash, record
         JSON), on disk before its results are awaited."""
         if self._accepted is None:
-            self._accepted = open(self.directory / f"{self.run_id}.accepted", "ab")
+            self._accepted = open(self.directory / f"{self.attempt}.accepted", "ab")
         self._accepted.write(orjson.dumps({"handle": handle, "rows": rows}) + b"\n")
         _sync(self._accepted)
 
@@ -134,7 +142,7 @@ class PushJournal:
         if self._accepted is not None:
             self._accepted.close()
             self._accepted = None
-        for file in (self.outcomes_path, self.directory / f"{self.run_id}.accepted"):
+        for file in (self.outcomes_path, self.directory / f"{self.attempt}.accepted"):
             file.unlink(missing_ok=True)
 
 
@@ -209,7 +217,7 @@ def recover_leftovers(
                             f"a batch it sent ({destination.redact(batch['handle'])}), and its results "
                             f"cannot be read now: {destination.redact(answer)}. Nothing is sent until they "
                             "can be, so that no row is inserted twice (to send its rows again instead, "
-                            f"delete {journal.directory}/{leftover.run_id}.*)."
+                            f"delete {journal.directory}/{leftover.attempt}.*)."
                         )
                     for (key, row_hash, record), result in zip(batch["rows"], answer, strict=True):
                         rows[key] = outcome_row(key, row_hash, record, result, destination.redact)
