@@ -5,9 +5,9 @@ only briefly). A run killed before that point would lose them, and the next run 
 every row again: harmless for an update or an upsert, a duplicate record for each row of an
 append. So each run writes, beside the warehouse, and syncs to disk:
 
-- ``<run>.outcomes``: every window's final per-row outcomes, as an Arrow IPC stream (readable
+- ``<run id>~<attempt>.outcomes``: every window's final per-row outcomes, as an Arrow IPC stream (readable
   up to its last whole batch when the writer died mid-batch);
-- ``<run>.accepted``: for an append, each batch the destination accepted, with a handle to ask
+- ``<run id>~<attempt>.accepted``: for an append, each batch the destination accepted, with a handle to ask
   for its results later (a Salesforce Bulk job and batch id) and the rows it holds, one JSON
   line per batch, written before the batch's results are awaited.
 
