@@ -163,7 +163,8 @@ def run_sync(
     sleep: Callable[[float], None] = time.sleep,
     journal_dir: Path | None = None,
 ) -> SyncCounts:
-    """Read the changed rows, push them, record the outcomes; three short warehouse visits.
+    """Read the changed rows, push them, record the outcomes; three short warehouse visits (one
+    more when a killed run left outcomes to record).
 
     `session_factory` opens a warehouse session (the DuckDB writer lock is held only inside it).
     Outcomes are journaled in `journal_dir` as they are learned (:mod:`.journal`), and what a
@@ -190,6 +191,7 @@ def _run(
     tmp: Path,
     started: float,
 ) -> SyncCounts:
+    """One run's push, its journal already clear of what earlier runs left."""
     import pyarrow as pa  # here, not at the top: loading the code location imports this module
 
     from crm_assets.destinations.pushing import Pusher, truncate
