@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
-from crm_assets.destinations.machinery import Destination, PushFailure
+from crm_assets.destinations.machinery import Destination, PushFailure, outcome_row
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.tracking import SyncTracking
 
@@ -134,12 +134,12 @@ class PushJournal:
         self._accepted.write(orjson.dumps({"handle": handle, "rows": rows}) + b"\n")
         _sync(self._accepted)
 
-    def finish(self, resolved: bool) -> None:
+    def finish(self) -> None:
         """Drop this run's files once its outcomes are recorded, unless an accepted batch's
         outcome is still unknown (the next run asks the destination)."""
-        if not resolved:
-            return
         if self._accepted is not None:
+            if self.current().unresolved():
+                return
             self._accepted.close()
             self._accepted = None
         for file in (self.outcomes_path, self.directory / f"{self.attempt}.accepted"):
@@ -201,7 +201,6 @@ def recover_leftovers(
     again could insert them twice."""
     import pyarrow as pa
 
-    from crm_assets.destinations.pushing import outcome_row
     from crm_assets.destinations.tracking import OUTCOME_SCHEMA
 
     for leftover in journal.leftovers():

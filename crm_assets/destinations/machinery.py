@@ -148,6 +148,22 @@ class _Row:
     record: dict
 
 
+def outcome_row(
+    key: str, row_hash: str, record: str | None, result: RowResult, redact: Callable[[object], str]
+) -> dict:
+    """One row's outcome as the journal and the warehouse store it (`record`: its JSON text,
+    kept for a rejection)."""
+    return {
+        "row_key": key,
+        "row_hash": row_hash,
+        "success": result.success,
+        "record_id": result.record_id,
+        "error_code": None if result.success else result.error_code or "UNKNOWN",
+        "message": None if result.success else redact(result.message or ""),
+        "record": None if result.success else record,
+    }
+
+
 def operation_of(spec: SyncSpec) -> str:
     if spec.mode != "update":
         return "insert"
@@ -227,7 +243,7 @@ def _run(
             failure = exc
     with session_factory() as session, pa.memory_map(str(journal.outcomes_path)) as source:
         SyncTracking(session.conn).record_outcomes(spec, run_id, pa.ipc.open_stream(source))
-    journal.finish(resolved=not journal.current().unresolved())
+    journal.finish()
     counts.seconds = time.monotonic() - started
     if isinstance(failure, PushFailure) and failure.counts is None:
         failure.counts = counts

@@ -15,6 +15,7 @@ from crm_assets.destinations.machinery import (
     SyncCounts,
     _Row,
     operation_of,
+    outcome_row,
 )
 from crm_assets.destinations.specs import SyncSpec
 from crm_assets.destinations.values import encode_record
@@ -116,22 +117,6 @@ class Pusher:
         self.outcomes.write_table(pa.Table.from_pylist(rows, schema=OUTCOME_SCHEMA))
         if refusal is not None:
             raise refusal
-
-
-def outcome_row(
-    key: str, row_hash: str, record: str | None, result: RowResult, redact: Callable[[object], str]
-) -> dict:
-    """One row's outcome as the journal and the warehouse store it (`record`: its JSON text,
-    kept for a rejection)."""
-    return {
-        "row_key": key,
-        "row_hash": row_hash,
-        "success": result.success,
-        "record_id": result.record_id,
-        "error_code": None if result.success else result.error_code or "UNKNOWN",
-        "message": None if result.success else redact(result.message or ""),
-        "record": None if result.success else record,
-    }
 
 
 def truncate(spec: SyncSpec, destination: Destination, counts: SyncCounts, sleep) -> int:

@@ -56,7 +56,7 @@ class Paginator(Protocol):
         ...
 
 
-def envelope_records(body: dict[str, Any], envelope: str, where: str, report: Report) -> list[Any]:
+def envelope_records(body: dict[str, Any], envelope: str, where: str, report: Report) -> list[Any] | PageRecords:
     records = body.get(envelope)
     if not isinstance(records, list | PageRecords):
         raise report.failure(f"{where}: the response has no {envelope!r} list (keys: {sorted(body)[:10]})")

@@ -222,7 +222,7 @@ class SalesforceDestination:
         finally:
             with contextlib.suppress(SalesforceError, requests.RequestException):
                 self.api.call(lambda sf: self._bulk(spec)._close_job(job_id))
-        return answers[0] if answers[0] is not None else RuntimeError("no answer")
+        return answers[0]  # _await answers every batch it is given (at the latest: its deadline)
 
     def _add_batch(self, spec: SyncSpec, job_id: str, records: list[dict]) -> dict[str, Any]:
         bulk = self._bulk(spec)

@@ -77,6 +77,15 @@ def test_full_backfill_is_one_run_with_metadata_and_passing_checks(sandbox, full
     assert len(result.get_asset_check_evaluations()) >= 24
 
 
+def test_a_load_allocates_arrow_buffers_with_malloc(full_load):
+    """The run was in this process: its load switched Arrow to the C library's allocator,
+    which hands page-sized buffers back to the system (pyarrow's default pool kept ~50 MB)."""
+    import pyarrow as pa
+
+    assert full_load[1].success
+    assert pa.default_memory_pool().backend_name == "system"
+
+
 def _busiest_day(records: list[dict]) -> str:
     days: dict[str, int] = {}
     for r in records:
